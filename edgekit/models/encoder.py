@@ -1,0 +1,90 @@
+"""edgekit's BERT-class encoder in tf-keras, and how its layers map to HF weight names.
+
+Inputs (int32): ``input_ids`` [B, S], ``attention_mask`` [B, S] and, when the config has
+token types, ``token_type_ids`` [B, S]. Outputs (dict): ``last_hidden_state`` [B, S, H],
+``pooled`` [B, H] (the sentence vector: cls / mean / pooler, L2-normalised if configured),
+``logits`` [B, num_labels] for classifiers, and optionally ``hidden_states`` (L+1 × [B, S, H])
+and ``attentions`` (L × [B, N, S, S]) for distillation. Layer names are the ones
+``weight_layout.weight_slots`` maps to HF tensor names.
+"""
+
+from __future__ import annotations
+
+from edgekit._tf import tf_modules
+from edgekit.models import layers as L
+from edgekit.models.bert_config import BertConfig
+
+tf, keras = tf_modules()
+
+
+def _init():
+    """BERT's initialiser; a new instance per layer (Keras warns when one is shared)."""
+    return keras.initializers.TruncatedNormal(stddev=0.02)
+
+
+def _dense(units: int, name: str, activation=None):
+    return keras.layers.Dense(units, activation=activation, name=name, kernel_initializer=_init())
+
+
+def _layer_norm(config: BertConfig, name: str):
+    return keras.layers.LayerNormalization(epsilon=config.layer_norm_eps, name=name)
+
+
+def _transformer_block(config: BertConfig, i: int, x, bias):
+    """One post-LayerNorm BERT block: [B, S, H] -> ([B, S, H], attention probs)."""
+    split = L.SplitHeads(config.num_heads, name=f"layer_{i}_split_heads")
+    q, k, v = (split(_dense(config.hidden_size, f"layer_{i}_{n}")(x)) for n in ("query", "key", "value"))
+    context, probs = L.ScaledDotProductAttention(config.attention_dropout, name=f"layer_{i}_attention")(q, k, v, bias)
+    attn = _dense(config.hidden_size, f"layer_{i}_attention_output")(context)
+    attn = keras.layers.Dropout(config.hidden_dropout)(attn)
+    x = _layer_norm(config, f"layer_{i}_attention_layer_norm")(x + attn)
+    ffn = _dense(config.intermediate_size, f"layer_{i}_intermediate")(x)
+    ffn = L.HiddenActivation(config.hidden_act, name=f"layer_{i}_activation")(ffn)
+    ffn = _dense(config.hidden_size, f"layer_{i}_output")(ffn)
+    ffn = keras.layers.Dropout(config.hidden_dropout)(ffn)
+    return _layer_norm(config, f"layer_{i}_output_layer_norm")(x + ffn), probs
+
+
+def build_encoder(
+    config: BertConfig, *, output_hidden_states: bool = False, output_attentions: bool = False
+):
+    """A randomly initialised tf-keras functional model for ``config`` (dynamic B and S)."""
+    input_ids = keras.Input((None,), dtype="int32", name="input_ids")
+    attention_mask = keras.Input((None,), dtype="int32", name="attention_mask")
+    inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+
+    x = keras.layers.Embedding(config.vocab_size, config.hidden_size, embeddings_initializer=_init(),
+                               name="word_embeddings")(input_ids)
+    x = x + L.PositionEmbedding(config.max_position_embeddings, config.hidden_size,
+                                name="position_embeddings")(input_ids)
+    if config.type_vocab_size:
+        token_type_ids = keras.Input((None,), dtype="int32", name="token_type_ids")
+        inputs["token_type_ids"] = token_type_ids
+        x = x + keras.layers.Embedding(config.type_vocab_size, config.hidden_size, embeddings_initializer=_init(),
+                                       name="token_type_embeddings")(token_type_ids)
+    x = _layer_norm(config, "embeddings_layer_norm")(x)
+    x = keras.layers.Dropout(config.hidden_dropout)(x)
+
+    bias = L.AttentionMaskBias(config.mask_bias, name="attention_mask_bias")(attention_mask)
+    hidden_states, attentions = [x], []
+    for i in range(config.num_layers):
+        x, probs = _transformer_block(config, i, x, bias)
+        hidden_states.append(x)
+        attentions.append(probs)
+
+    if config.pooling == "pooler":
+        pooled = _dense(config.hidden_size, "pooler", activation="tanh")(x[:, 0])
+    else:
+        pooled = L.Pooling(config.pooling, name="pooling")(x, attention_mask)
+    if config.normalize:
+        pooled = L.L2Normalize(name="normalize")(pooled)
+
+    outputs = {"last_hidden_state": x, "pooled": pooled}
+    if config.num_labels:
+        head = keras.layers.Dropout(config.hidden_dropout)(pooled)
+        outputs["logits"] = _dense(config.num_labels, "classifier")(head)
+    if output_hidden_states:
+        outputs["hidden_states"] = hidden_states
+    if output_attentions:
+        outputs["attentions"] = attentions
+    return keras.Model(inputs, outputs, name="bert_encoder")

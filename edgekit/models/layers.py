@@ -1,0 +1,154 @@
+"""Weight-free tf-keras layers of the BERT encoder (the weights live in plain Dense /
+LayerNormalization / Embedding layers so that tfmot can annotate them and checkpoints map
+one-to-one). Shapes: B = batch, S = sequence, H = hidden, N = heads, D = H / N.
+"""
+
+from __future__ import annotations
+
+import math
+
+from edgekit._tf import tf_modules
+
+tf, keras = tf_modules()
+
+_SQRT_HALF = 1.0 / math.sqrt(2.0)
+
+
+def _gelu_erf(x):
+    # Written out: Keras' exact GELU lowers to Erfc, which tf2onnx 1.17 cannot convert.
+    return 0.5 * x * (1.0 + tf.math.erf(x * _SQRT_HALF))
+
+
+def _gelu_tanh(x):
+    return 0.5 * x * (1.0 + tf.math.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
+
+
+_ACTIVATIONS = {
+    "gelu": _gelu_erf,
+    "gelu_new": _gelu_tanh,
+    "gelu_pytorch_tanh": _gelu_tanh,
+    "relu": tf.nn.relu,
+    "silu": tf.nn.silu,
+    "swish": tf.nn.silu,
+}
+
+
+@keras.utils.register_keras_serializable("edgekit")
+class HiddenActivation(keras.layers.Layer):
+    """The FFN activation named by HF's ``hidden_act``."""
+
+    def __init__(self, activation: str, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activation
+        self._fn = _ACTIVATIONS[activation]
+
+    def call(self, x):
+        return self._fn(x)
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation}
+
+
+@keras.utils.register_keras_serializable("edgekit")
+class PositionEmbedding(keras.layers.Layer):
+    """Learned absolute positions: [B, S] ids -> [1, S, H] (rows 0..S-1 of the table)."""
+
+    def __init__(self, max_positions: int, hidden_size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.max_positions = max_positions
+        self.hidden_size = hidden_size
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight(
+            name="embeddings", shape=(self.max_positions, self.hidden_size),
+            initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+        )
+        super().build(input_shape)
+
+    def call(self, input_ids):
+        return self.embeddings[None, : tf.shape(input_ids)[1]]
+
+    def get_config(self):
+        return {**super().get_config(), "max_positions": self.max_positions, "hidden_size": self.hidden_size}
+
+
+@keras.utils.register_keras_serializable("edgekit")
+class AttentionMaskBias(keras.layers.Layer):
+    """[B, S] 0/1 mask -> [B, 1, 1, S] additive bias: 0 for real tokens, ``bias`` for padding."""
+
+    def __init__(self, bias: float, **kwargs):
+        super().__init__(**kwargs)
+        self.bias = bias
+
+    def call(self, attention_mask):
+        mask = tf.cast(attention_mask, self.compute_dtype)
+        return (1.0 - mask)[:, None, None, :] * self.bias
+
+    def get_config(self):
+        return {**super().get_config(), "bias": self.bias}
+
+
+@keras.utils.register_keras_serializable("edgekit")
+class SplitHeads(keras.layers.Layer):
+    """[B, S, H] -> [B, N, S, D]."""
+
+    def __init__(self, num_heads: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_heads = num_heads
+
+    def call(self, x):
+        head_size = x.shape[-1] // self.num_heads
+        x = tf.reshape(x, [-1, tf.shape(x)[1], self.num_heads, head_size])
+        return tf.transpose(x, [0, 2, 1, 3])
+
+    def get_config(self):
+        return {**super().get_config(), "num_heads": self.num_heads}
+
+
+@keras.utils.register_keras_serializable("edgekit")
+class ScaledDotProductAttention(keras.layers.Layer):
+    """(q, k, v: [B, N, S, D], bias: [B, 1, 1, S]) -> (context [B, S, H], probs [B, N, S, S])."""
+
+    def __init__(self, dropout: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.dropout_rate = dropout
+        self.dropout = keras.layers.Dropout(dropout)
+
+    def call(self, q, k, v, bias, training=None):
+        scale = 1.0 / math.sqrt(q.shape[-1])
+        scores = tf.matmul(q * scale, k, transpose_b=True) + bias
+        probs = tf.nn.softmax(scores, axis=-1)
+        context = tf.matmul(self.dropout(probs, training=training), v)
+        context = tf.transpose(context, [0, 2, 1, 3])
+        hidden = q.shape[1] * q.shape[-1]
+        return tf.reshape(context, [-1, tf.shape(context)[1], hidden]), probs
+
+    def get_config(self):
+        return {**super().get_config(), "dropout": self.dropout_rate}
+
+
+@keras.utils.register_keras_serializable("edgekit")
+class Pooling(keras.layers.Layer):
+    """[B, S, H] hidden states + [B, S] mask -> [B, H]: first token, or mean over real tokens."""
+
+    def __init__(self, mode: str, **kwargs):
+        super().__init__(**kwargs)
+        self.mode = mode
+
+    def call(self, hidden, attention_mask):
+        if self.mode == "cls":
+            return hidden[:, 0]
+        mask = tf.cast(attention_mask, hidden.dtype)[:, :, None]
+        total = tf.reduce_sum(hidden * mask, axis=1)
+        return total / tf.maximum(tf.reduce_sum(mask, axis=1), 1e-9)
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+@keras.utils.register_keras_serializable("edgekit")
+class L2Normalize(keras.layers.Layer):
+    """[B, H] -> unit-length rows (sentence-transformers' Normalize module)."""
+
+    def call(self, x):
+        return tf.math.l2_normalize(x, axis=-1, epsilon=1e-12)

@@ -1,0 +1,51 @@
+"""A loaded checkpoint: config + tf-keras model + tokenizer, and saving it back in HF layout."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgekit.atomic import atomic_dir
+from edgekit.models.bert_config import BertConfig
+from edgekit.models.registry import resolve_model
+from edgekit.models.tokenizer import TextTokenizer
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    """What ``load_pretrained`` returns; ``model`` is a tf-keras functional model."""
+
+    config: BertConfig
+    model: Any
+    tokenizer: TextTokenizer
+    source: Path
+
+    def save(self, folder: str | Path) -> Path:
+        """Write a HF-layout folder (config.json, model.safetensors, tokenizer files) atomically."""
+        from edgekit.models.checkpoint import write_checkpoint
+
+        with atomic_dir(folder) as tmp:
+            write_checkpoint(tmp, self.model, self.config)
+            self.tokenizer.save(tmp)
+        return Path(folder)
+
+
+def load_pretrained(
+    source: str | Path,
+    *,
+    pooling: str | None = None,
+    output_hidden_states: bool = False,
+    output_attentions: bool = False,
+) -> Pretrained:
+    """Load a built-in alias (``minilm-l6``) or a HF folder into edgekit's tf-keras encoder."""
+    from edgekit.models.checkpoint import assign_weights, read_config, read_weights
+
+    folder = resolve_model(source)
+    weights = read_weights(folder)
+    config = read_config(folder, weights, pooling=pooling)
+    tokenizer = TextTokenizer(folder)
+    from edgekit.models.encoder import build_encoder  # TensorFlow only once the files check out
+    model = build_encoder(config, output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+    assign_weights(model, config, weights, folder)
+    return Pretrained(config=config, model=model, tokenizer=tokenizer, source=folder)

@@ -1,0 +1,21 @@
+"""CI must install and test exactly as README.md tells a new user to."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import REPO
+
+
+def _bash_blocks(markdown: str, heading: str) -> list[str]:
+    section = markdown.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    return [line for block in re.findall(r"```bash\n(.*?)```", section, re.S) for line in block.splitlines()]
+
+
+def test_ci_runs_readme_install_and_test_commands():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    install, test = _bash_blocks(readme, "Install"), _bash_blocks(readme, "Test")
+    assert len(install) == 1 and len(test) == 1
+    assert install[0] in ci
+    assert any(line.startswith(test[0]) for line in ci)
