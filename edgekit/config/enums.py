@@ -1,0 +1,87 @@
+"""String enums for recipe and device-profile values.
+
+They subclass ``str`` so YAML text maps onto them directly and they compare equal to
+their spelling; the loader lists ``value``s in its error messages.
+"""
+
+import enum
+
+
+class Task(str, enum.Enum):
+    TEXT_CLASSIFICATION = "text-classification"
+    FEATURE_EXTRACTION = "feature-extraction"
+
+
+class Format(str, enum.Enum):
+    TFLITE = "tflite"
+    ONNX = "onnx"
+    OPENVINO = "openvino"
+
+
+class Precision(str, enum.Enum):
+    FP32 = "fp32"
+    FP16 = "fp16"
+    INT8_DYNAMIC = "int8-dynamic"
+    INT8_FULL = "int8-full"
+    INT8_QAT = "int8-qat"
+    INT8_STATIC = "int8-static"
+
+
+class Pooling(str, enum.Enum):
+    CLS = "cls"
+    MEAN = "mean"
+    POOLER = "pooler"
+
+
+class Distribute(str, enum.Enum):
+    NONE = "none"
+    MIRRORED = "mirrored"
+    MULTI_WORKER = "multi_worker"
+    TPU = "tpu"
+
+
+class Runtime(str, enum.Enum):
+    LITERT = "litert"
+    TFLITE_RUNTIME = "tflite-runtime"
+    ONNXRUNTIME = "onnxruntime"
+    OPENVINO = "openvino"
+
+
+class ShapeMode(str, enum.Enum):
+    DYNAMIC = "dynamic"
+    STATIC = "static"
+
+
+class PruneMethod(str, enum.Enum):
+    STRUCTURED = "structured"
+    MAGNITUDE = "magnitude"
+
+
+class Calibration(str, enum.Enum):
+    """How activation ranges are chosen for static int8 (issue 4 notes: min/max breaks BERT)."""
+
+    MINMAX = "minmax"
+    PERCENTILE = "percentile"
+    MSE = "mse"
+
+
+class DataFormat(str, enum.Enum):
+    TSV = "tsv"
+    CSV = "csv"
+    JSONL = "jsonl"
+    HF = "hf"
+
+
+# Which precisions each format's converter can produce. Interim: a later issue replaces
+# this with a full format table; recipes and device profiles are both checked against it.
+PRECISIONS_BY_FORMAT: dict[Format, tuple[Precision, ...]] = {
+    Format.TFLITE: (
+        Precision.FP32,
+        Precision.FP16,
+        Precision.INT8_DYNAMIC,
+        Precision.INT8_FULL,
+        Precision.INT8_QAT,
+    ),
+    Format.ONNX: (Precision.FP32, Precision.INT8_DYNAMIC, Precision.INT8_STATIC),
+    Format.OPENVINO: (Precision.FP32, Precision.FP16, Precision.INT8_STATIC),
+}

@@ -1,0 +1,43 @@
+"""Human-readable summaries of recipes and device profiles (for `edgekit check` / `devices`)."""
+
+from __future__ import annotations
+
+from edgekit.config.device import DeviceProfile
+from edgekit.config.recipe import Recipe
+
+
+def recipe_lines(recipe: Recipe) -> list[str]:
+    """One line per fact a user checks before a long run: model, data, stages, targets, gate."""
+    lines = [f"recipe   {recipe.name} ({recipe.task.value}, seed {recipe.seed}, distribute {recipe.distribute.value})",
+             f"model    {recipe.model.source} (max_length {recipe.model.max_length})"]
+    if recipe.data is not None:
+        d = recipe.data
+        if d.hf_dataset:
+            lines.append(f"data     hf dataset {d.hf_dataset}" + (f" ({d.hf_config})" if d.hf_config else ""))
+        for split in ("train", "validation", "test"):
+            path = getattr(d, split)
+            if path is not None:
+                lines.append(f"data     {split:<10} {path}")
+        if d.labels:
+            lines.append(f"labels   {', '.join(d.labels)}")
+    lines.append(f"stages   {' -> '.join(recipe.stages) or 'none'}")
+    if recipe.distill is not None:
+        s = recipe.distill.student
+        width = "" if s.hidden_size is None else f", hidden {s.hidden_size}"
+        lines.append(f"student  {len(s.layers_from_teacher)} layers from teacher {list(s.layers_from_teacher)}{width}")
+    if recipe.export is not None:
+        targets = ", ".join(f"{t.format.value}:{t.precision.value}" for t in recipe.export.targets)
+        lines.append(f"export   {targets} (seq_len {recipe.export.seq_len}, {recipe.export.shapes.value} shapes)")
+    if recipe.device is not None:
+        lines.append(f"device   {recipe.device}")
+    gate = {k: v for k, v in vars(recipe.evaluation).items() if k != "split" and v is not None}
+    if gate:
+        lines.append(f"gate     {recipe.evaluation.split}: " + ", ".join(f"{k} {v}" for k, v in gate.items()))
+    return lines
+
+
+def device_line(profile: DeviceProfile) -> str:
+    """``name  arch  formats  threads  shapes  watts`` for the device table."""
+    accepts = "; ".join(f"{a.format.value} {'/'.join(p.value for p in a.precisions)}" for a in profile.accepts)
+    return (f"{profile.name:<15} {profile.arch:<7} {profile.threads:>2} thr  {profile.shapes.value:<7} "
+            f"{profile.power.watts:>5.1f} W (est.)  {accepts}")
