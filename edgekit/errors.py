@@ -20,3 +20,7 @@ class ModelLoadError(EdgekitError):
 
 class MissingDependencyError(EdgekitError):
     """An optional backend package is not installed; the message says what to install."""
+
+
+class DataError(EdgekitError):
+    """A data file is unreadable or inconsistent: the message names file and line."""

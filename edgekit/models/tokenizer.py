@@ -74,6 +74,18 @@ class TextTokenizer:
             "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int32),
         }
 
+    def encode_ragged(self, texts: list[str], max_length: int,
+                      pairs: tuple[str, ...] | list[str] | None = None) -> dict[str, list[np.ndarray]]:
+        """Tokenise without padding (training pads per batch): lists of int32 [n_i] arrays."""
+        self._tok.enable_truncation(max_length=max_length)
+        self._tok.no_padding()
+        items = list(texts) if pairs is None else list(zip(texts, pairs))
+        encodings = self._tok.encode_batch(items)
+        return {
+            "input_ids": [np.array(e.ids, dtype=np.int32) for e in encodings],
+            "token_type_ids": [np.array(e.type_ids, dtype=np.int32) for e in encodings],
+        }
+
     def lengths(self, texts: list[str], max_length: int) -> list[int]:
         """Token count of each text after truncation (specials included), without padding."""
         self._tok.enable_truncation(max_length=max_length)

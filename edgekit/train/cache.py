@@ -1,0 +1,76 @@
+"""Stage outputs cached by a hash of everything they depend on.
+
+``<root>/<stage>-<key>/`` is a finished stage: a Hugging Face checkpoint plus ``stage.json``;
+it is created by an atomic rename, so its existence means it is complete. While a stage runs,
+``<root>/<stage>-<key>.work/`` holds its resumable checkpoints and caches (teacher outputs);
+it is removed once the stage has finished.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+from edgekit.atomic import atomic_dir
+
+STAGE_FILE = "stage.json"
+# Bump when a change to the training code makes old cached outputs wrong.
+CACHE_VERSION = 1
+
+
+def default_root() -> Path:
+    base = os.environ.get("EDGEKIT_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgekit"
+    return Path(base) / "stages"
+
+
+def digest(*parts) -> str:
+    """A short stable hash of parts: JSON values, dataclasses (as dicts) and paths."""
+    parts = [dataclasses.asdict(p) if dataclasses.is_dataclass(p) else p for p in parts]
+    text = json.dumps([CACHE_VERSION, *parts], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def folder_digest(folder: Path) -> str:
+    """Content hash of a checkpoint folder's config and weights (what a stage reads)."""
+    h = hashlib.sha256()
+    for path in sorted(folder.glob("*.json")) + sorted(folder.glob("*.safetensors")):
+        h.update(path.name.encode())
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
+@dataclasses.dataclass(frozen=True)
+class StageSlot:
+    stage: str
+    key: str
+    root: Path
+
+    @property
+    def folder(self) -> Path:
+        return self.root / f"{self.stage}-{self.key}"
+
+    @property
+    def work(self) -> Path:
+        return self.root / f"{self.stage}-{self.key}.work"
+
+    def finished(self) -> dict | None:
+        """The stage record if this stage already finished, else None."""
+        path = self.folder / STAGE_FILE
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def publish(self, pretrained, record: dict) -> Path:
+        """Write the checkpoint and ``stage.json`` atomically, then drop the work folder."""
+        from edgekit.models.checkpoint import write_checkpoint
+
+        with atomic_dir(self.folder) as tmp:
+            write_checkpoint(tmp, pretrained.model, pretrained.config)
+            pretrained.tokenizer.save(tmp)
+            (tmp / STAGE_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        shutil.rmtree(self.work, ignore_errors=True)
+        return self.folder

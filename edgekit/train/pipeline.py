@@ -1,0 +1,131 @@
+"""Run a recipe's training stages in order — finetune → distill → prune — each cached.
+
+Every stage reads the previous stage's checkpoint (or the recipe's model) and writes its
+own; a stage whose inputs (checkpoint content, data, stage settings, seed) are unchanged is
+reused, and a killed stage resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.config import Recipe, Task
+from edgekit.data import TextDataset, load_splits, load_unlabeled
+from edgekit.errors import ConfigError
+from edgekit.models.registry import resolve_model
+from edgekit.train.cache import StageSlot, default_root, digest, folder_digest
+
+
+@dataclass(frozen=True)
+class StageResult:
+    stage: str
+    folder: Path  # Hugging Face-layout checkpoint
+    record: dict  # stage.json: metrics, steps, seconds, settings
+    reused: bool
+
+
+class TrainingRun:
+    """State shared by the stages of one recipe run."""
+
+    def __init__(self, recipe: Recipe, cache_root: Path | None = None, show_progress: bool = True):
+        from edgekit._tf import tf_modules
+        from edgekit.train.strategy import make_strategy
+
+        self.tf, self.keras = tf_modules()
+        self.recipe = recipe
+        self.root = Path(cache_root) if cache_root else default_root()
+        self.show_progress = show_progress
+        self.classify = recipe.task is Task.TEXT_CLASSIFICATION
+        self.splits: dict[str, TextDataset] = load_splits(recipe.data) if recipe.data is not None else {}
+        if self.classify and self.splits and not self.splits[next(iter(self.splits))].label_names:
+            raise ConfigError("data.label_column: a text-classification recipe needs labelled data")
+        self.strategy = make_strategy(recipe.distribute)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return next(iter(self.splits.values())).label_names
+
+    def slot(self, stage: str, source_key: str, section, *extra) -> StageSlot:
+        data = {name: split.fingerprint() for name, split in self.splits.items()}
+        key = digest(stage, source_key, section, data, self.recipe.seed, self.recipe.model.max_length,
+                     self.recipe.model.pooling, self.recipe.distribute, *extra)
+        return StageSlot(stage, key, self.root)
+
+    def evaluate(self, pretrained, reference: dict[str, np.ndarray] | None = None) -> dict:
+        """Accuracy on every labelled split (classifiers) or cosine to ``reference`` vectors."""
+        from edgekit.train.batching import TokenizedDataset
+        from edgekit.train.infer import accuracy, model_outputs
+
+        metrics = {"params": int(pretrained.model.count_params()), "layers": pretrained.config.num_layers,
+                   "hidden_size": pretrained.config.hidden_size}
+        for name in ("validation", "test"):
+            split = self.splits.get(name)
+            if split is None:
+                continue
+            data = TokenizedDataset(split, pretrained.tokenizer, self.recipe.model.max_length,
+                                    tuple(pretrained.model.input_names))
+            key = "logits" if self.classify else "pooled"
+            out = model_outputs(pretrained.model, data, (key,))[key]
+            if self.classify and split.labels is not None:
+                metrics[f"{name}_accuracy"] = accuracy(out, split.labels)
+            if reference is not None and name in reference:
+                ref = reference[name]
+                if self.classify:
+                    metrics[f"{name}_agreement"] = float((out.argmax(-1) == ref.argmax(-1)).mean())
+                else:
+                    cos = (out * ref).sum(-1) / (np.linalg.norm(out, axis=-1) * np.linalg.norm(ref, axis=-1))
+                    metrics[f"{name}_cosine"] = float(cos.mean())
+        return metrics
+
+    def outputs(self, pretrained) -> dict[str, np.ndarray]:
+        """Per-split logits (or pooled vectors), the reference a student is compared with."""
+        from edgekit.train.batching import TokenizedDataset
+        from edgekit.train.infer import model_outputs
+
+        key = "logits" if self.classify else "pooled"
+        result = {}
+        for name in ("validation", "test"):
+            if name in self.splits:
+                data = TokenizedDataset(self.splits[name], pretrained.tokenizer, self.recipe.model.max_length,
+                                        tuple(pretrained.model.input_names))
+                result[name] = model_outputs(pretrained.model, data, (key,))[key]
+        return result
+
+    def training_text(self) -> TextDataset:
+        if "train" in self.splits:
+            return self.splits["train"]
+        section = self.recipe.distill
+        if section is not None and section.unlabeled_text is not None:
+            return load_unlabeled(section.unlabeled_text, self.recipe.data.max_examples if self.recipe.data else None)
+        raise ConfigError("data.train: expected a training split (or distill.unlabeled_text)")
+
+
+def run_training(recipe: Recipe, *, cache_root: Path | None = None, show_progress: bool = True) -> list[StageResult]:
+    """Run the recipe's training stages; returns one result per stage, in order."""
+    from edgekit.train import stages
+
+    run = TrainingRun(recipe, cache_root, show_progress)
+    run.keras.utils.set_random_seed(recipe.seed)
+    folder = resolve_model(recipe.model.source)
+    results = [StageResult("model", folder, {"source": str(folder)}, reused=True)]
+    for name in recipe.stages:
+        runner = getattr(stages, name, None)
+        if runner is None:  # quantize / export are not training stages
+            continue
+        slot = run.slot(name, folder_digest(folder), getattr(recipe, name))
+        record = slot.finished()
+        if record is None:
+            began = time.perf_counter()
+            record = runner(run, folder, slot)
+            record["seconds"] = round(time.perf_counter() - began, 1)
+            slot.publish(record.pop("_pretrained"), record)
+            reused = False
+        else:
+            reused = True
+        folder = slot.folder
+        results.append(StageResult(name, folder, record, reused))
+    return results

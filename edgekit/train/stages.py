@@ -1,0 +1,110 @@
+"""The training stages as the pipeline runs them: ``stage(run, source_folder, slot) -> record``.
+
+Each returns its ``stage.json`` record (metrics, steps, settings) with the trained model
+under ``"_pretrained"``; the pipeline publishes it. Stages build their models inside the
+run's tf.distribute scope and keep resumable state in ``slot.work``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from edgekit.config import PruneMethod
+from edgekit.errors import ConfigError
+from edgekit.models.pretrained import load_pretrained
+from edgekit.train.batching import TokenizedDataset
+from edgekit.train.cache import STAGE_FILE, StageSlot
+
+
+def _previous_metrics(folder: Path) -> dict:
+    path = folder / STAGE_FILE
+    return json.loads(path.read_text()).get("metrics", {}) if path.is_file() else {}
+
+
+def _fit_record(fit) -> dict:
+    return {"steps": fit.steps, "resumed_from": fit.resumed_from, "train_seconds": round(fit.seconds, 1),
+            "history": fit.history}
+
+
+def finetune(run, source: Path, slot: StageSlot) -> dict:
+    from edgekit.train.finetune import finetune as train
+    from edgekit.train.heads import load_classifier
+
+    recipe = run.recipe
+    if not run.classify:
+        raise ConfigError("finetune: expected task 'text-classification'")
+    with run.strategy.scope():
+        model = load_classifier(source, run.labels, pooling=recipe.model.pooling, seed=recipe.seed)
+    fit = train(model, run.splits["train"], recipe.finetune, max_length=recipe.model.max_length, seed=recipe.seed,
+                strategy=run.strategy, work_dir=slot.work, show_progress=run.show_progress)
+    return {"stage": "finetune", "settings": dataclasses.asdict(recipe.finetune), **_fit_record(fit),
+            "metrics": run.evaluate(model), "_pretrained": model}
+
+
+def distill(run, source: Path, slot: StageSlot) -> dict:
+    from edgekit.train.distill import TeacherCache, build_student, distill as train
+
+    recipe, section = run.recipe, run.recipe.distill
+    layers = section.student.layers_from_teacher
+    teacher = load_pretrained(source, output_hidden_states=bool(section.hidden_loss_weight),
+                              output_attentions=bool(section.attention_loss_weight))
+    if run.classify and not teacher.config.num_labels:
+        raise ConfigError("distill: a text-classification student needs a classifier teacher "
+                          "(add a finetune stage or use a fine-tuned model.source)")
+    text = run.training_text()
+    data = TokenizedDataset(text, teacher.tokenizer, recipe.model.max_length, tuple(teacher.model.input_names))
+    slot.work.mkdir(parents=True, exist_ok=True)
+    cache = TeacherCache.load(slot.work)
+    if cache is None:
+        target = "logits" if run.classify else "pooled"
+        cache = TeacherCache.compute(teacher.model, data, target, layers if section.hidden_loss_weight else None)
+        cache.save(slot.work)
+    reference = run.outputs(teacher)
+    with run.strategy.scope():
+        student = build_student(teacher, section)
+        attention_teacher = teacher.model if section.attention_loss_weight else None
+    fit = train(teacher, student, data, cache, section, classify=run.classify, seed=recipe.seed,
+                strategy=run.strategy, work_dir=slot.work, show_progress=run.show_progress,
+                teacher_attention_model=attention_teacher)
+    metrics = run.evaluate(student, reference)
+    teacher_metrics = _previous_metrics(source) or run.evaluate(teacher)
+    return {"stage": "distill", "settings": dataclasses.asdict(section), **_fit_record(fit),
+            "metrics": metrics, "teacher_metrics": teacher_metrics, "_pretrained": student}
+
+
+def prune(run, source: Path, slot: StageSlot) -> dict:
+    from edgekit.train import prune as pruning
+    from edgekit.train.finetune import classification_loss, finetune as train
+
+    recipe, section = run.recipe, run.recipe.prune
+    if not run.classify or "train" not in run.splits:
+        raise ConfigError("prune: expected a text-classification recipe with a training split (for recovery)")
+    model = load_pretrained(source)
+    reference = run.outputs(model)
+    before = int(model.model.count_params())
+    data = TokenizedDataset(run.splits["train"], model.tokenizer, recipe.model.max_length,
+                            tuple(model.model.input_names))
+    sample = [(b.inputs, b.labels) for b in (data.batch(r) for r in data.epoch_order(32, recipe.seed, 0)[:32])]
+    if section.method is PruneMethod.STRUCTURED:
+        with run.strategy.scope():
+            model = pruning.prune_structured(model, sample, head_sparsity=section.head_sparsity,
+                                             ffn_sparsity=section.ffn_sparsity)
+        fit = train(model, run.splits["train"], section.recovery, max_length=recipe.model.max_length,
+                    seed=recipe.seed, strategy=run.strategy, work_dir=slot.work, show_progress=run.show_progress,
+                    description="prune recovery")
+        extra = _fit_record(fit)
+    else:
+        steps = max(1, int(section.recovery.epochs * data.num_batches(section.recovery.batch_size)))
+        batches = [(b.inputs, b.labels) for b in (data.batch(r) for e in range(int(section.recovery.epochs) + 1)
+                                                   for r in data.epoch_order(section.recovery.batch_size,
+                                                                             recipe.seed, e))][:steps]
+        pruned = pruning.magnitude_prune(model.model, batches, target_sparsity=section.target_sparsity, steps=steps,
+                                         learning_rate=section.recovery.learning_rate,
+                                         loss_fn=classification_loss)
+        model = dataclasses.replace(model, model=pruned)
+        extra = {"steps": steps}
+    metrics = run.evaluate(model, reference)
+    return {"stage": "prune", "settings": dataclasses.asdict(section), **extra, "params_before": before,
+            "metrics": metrics, "_pretrained": model}
