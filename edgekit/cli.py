@@ -109,3 +109,26 @@ def devices() -> None:
 
     for name in list_devices():
         click.echo(device_line(load_device(name)))
+
+
+@main.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False),
+              help="Stage cache folder [default: $EDGEKIT_CACHE or ~/.cache/edgekit/stages].")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def train(recipe: str, cache_dir: str | None, quiet: bool) -> None:
+    """Run RECIPE's training stages (finetune, distill, prune), reusing finished ones.
+
+    A stage killed midway resumes from its last checkpoint when the command is rerun.
+    Prints each stage's checkpoint folder and its accuracy.
+    """
+    from edgekit.config import load_recipe
+    from edgekit.train.pipeline import run_training
+
+    results = run_training(load_recipe(recipe), cache_root=cache_dir, show_progress=not quiet)
+    for r in results[1:]:
+        m = r.record.get("metrics", {})
+        scores = "  ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, float))
+        state = "reused" if r.reused else f"{r.record.get('seconds', 0):.0f} s"
+        click.echo(f"{r.stage:<9} {state:>8}  {m.get('layers', '?')} layers  {m.get('params', 0):,} params  {scores}")
+        click.echo(f"          {r.folder}")
