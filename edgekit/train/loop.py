@@ -69,7 +69,8 @@ def fit(*, model, loss_fn: LossFn, data: TokenizedDataset, schedule: TrainSchedu
     steps_per_epoch = data.num_batches(schedule.batch_size)
     total = max(1, math.ceil(schedule.epochs * steps_per_epoch))
     trackables = dict(trackables or {})
-    variables = list(model.trainable_variables)
+    variables = [v for v in model.trainable_variables
+                 if not (schedule.freeze_word_embeddings and "word_embeddings" in v.name)]
     for layer in trackables.values():
         variables += list(layer.trainable_variables)
     with strategy.scope():
