@@ -86,3 +86,60 @@ def test_bad_head_split_is_a_load_error():
 
     with pytest.raises(ModelLoadError, match="not divisible"):
         BertConfig(vocab_size=10, hidden_size=30, num_layers=1, num_heads=4, intermediate_size=8)
+
+
+def test_pruned_heads_round_trip_through_hf_config(tiny_config):
+    """HF's own representation: original num_attention_heads plus removed heads per layer."""
+    from edgekit.models import BertConfig
+
+    pruned = tiny_config.replace(num_heads=3, attention_head_size=4, pruned_heads=((0,), (2,)))
+    assert (pruned.head_size, pruned.all_head_size, pruned.original_num_heads) == (4, 12, 4)
+    hf = pruned.to_hf()
+    assert hf["num_attention_heads"] == 4 and hf["pruned_heads"] == {"0": [0], "1": [2]}
+    assert "attention_head_size" not in hf
+    assert BertConfig.from_hf(hf) == pruned
+    # Without explicit indices the highest-numbered heads count as removed.
+    assert tiny_config.replace(num_heads=2, attention_head_size=4).pruned_heads == ((2, 3), (2, 3))
+    # The default head size said explicitly is the unpruned config.
+    assert tiny_config.replace(attention_head_size=4) == tiny_config
+    assert "pruned_heads" not in tiny_config.to_hf()
+
+
+def test_non_uniform_pruned_heads_are_refused(tiny_config):
+    from edgekit.errors import ModelLoadError
+    from edgekit.models import BertConfig
+
+    hf = {**tiny_config.to_hf(), "pruned_heads": {"0": [1, 3], "1": [0]}}
+    with pytest.raises(ModelLoadError, match=r"per-layer head counts differ \(\[2, 3\] heads left\)"):
+        BertConfig.from_hf(hf)
+    with pytest.raises(ModelLoadError, match="names layer 5 of a 2-layer model"):
+        BertConfig.from_hf({**tiny_config.to_hf(), "pruned_heads": {"5": [0]}})
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({"num_heads": 3, "attention_head_size": 5}, "hidden_size 16 must be a multiple of the head size"),
+        ({"num_heads": 5, "attention_head_size": 4}, "hold at least num_attention_heads"),
+        ({"num_heads": 3, "attention_head_size": 4, "pruned_heads": ((0,),)}, "lists 1 layers for a 2-layer"),
+        ({"num_heads": 3, "attention_head_size": 4, "pruned_heads": ((0,), (4,))}, "pruned_heads of layer 1 is"),
+        ({"pruned_heads": ((0,), (1,))}, "pruned_heads needs attention_head_size"),
+    ],
+)
+def test_bad_pruned_attention_is_a_load_error(tiny_config, changes, expected):
+    from edgekit.errors import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match=expected):
+        tiny_config.replace(**changes)
+
+
+def test_narrow_attention_shapes(tiny_config):
+    """3 heads of size 4 in a 16-wide model: q/k/v are 12 wide, attention output maps back to 16."""
+    config = tiny_config.replace(num_heads=3, attention_head_size=4)
+    model = build_encoder(config, output_attentions=True)
+    assert model.get_layer("layer_0_query").kernel.shape == (16, 12)
+    assert model.get_layer("layer_1_value").bias.shape == (12,)
+    assert model.get_layer("layer_0_attention_output").kernel.shape == (12, 16)
+    out = _run(model)
+    assert out["last_hidden_state"].shape == (2, 7, 16)
+    assert out["attentions"][1].numpy().shape == (2, 3, 7, 7)

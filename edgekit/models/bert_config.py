@@ -28,6 +28,15 @@ class BertConfig:
     of that many outputs sits on the pooled vector. ``mask_bias`` is the additive attention
     bias for padding: any value ≤ -30 gives float outputs identical to -10000, and bounded
     values are what keeps int8 activations usable (see ``shared/notes``).
+
+    Head-pruned models keep the head size but have fewer heads, so ``num_heads *
+    head_size`` may be smaller than ``hidden_size``: ``attention_head_size`` (None:
+    ``hidden_size // num_heads``) says so, and ``pruned_heads`` holds, per layer, the removed
+    heads in the original numbering (every layer keeps the same number of heads). In HF
+    ``config.json`` this is transformers' own representation: ``num_attention_heads`` is the
+    original count and ``pruned_heads`` maps a layer index (str) to its removed heads. When
+    ``attention_head_size`` narrows the attention and ``pruned_heads`` is empty, the
+    highest-numbered heads count as removed.
     """
 
     vocab_size: int
@@ -47,12 +56,25 @@ class BertConfig:
     num_labels: int = 0
     id2label: tuple[str, ...] = ()
     mask_bias: float = -10000.0
+    attention_head_size: int | None = None
+    pruned_heads: tuple[tuple[int, ...], ...] = ()
 
     def __post_init__(self) -> None:
-        if self.hidden_size % self.num_heads:
-            raise ModelLoadError(
-                f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_heads}"
-            )
+        if self.num_heads < 1:
+            raise ModelLoadError(f"num_attention_heads must be at least 1, got {self.num_heads}")
+        if not any(self.pruned_heads):
+            object.__setattr__(self, "pruned_heads", ())
+        if self.attention_head_size is not None and self.attention_head_size * self.num_heads == self.hidden_size:
+            object.__setattr__(self, "attention_head_size", None)  # the default head size, said explicitly
+        if self.attention_head_size is None:
+            if self.hidden_size % self.num_heads:
+                raise ModelLoadError(
+                    f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_heads}"
+                )
+            if self.pruned_heads:
+                raise ModelLoadError("pruned_heads needs attention_head_size (the size of the remaining heads)")
+        else:
+            self._check_narrow_attention()
         if self.hidden_act not in ACTIVATIONS:
             raise ModelLoadError(
                 f"hidden_act {self.hidden_act!r} is not supported (expected one of {', '.join(ACTIVATIONS)})"
@@ -62,9 +84,43 @@ class BertConfig:
         if self.num_labels and len(self.id2label) != self.num_labels:
             raise ModelLoadError(f"id2label has {len(self.id2label)} names for {self.num_labels} labels")
 
+    def _check_narrow_attention(self) -> None:
+        size = self.attention_head_size
+        if size < 1 or self.hidden_size % size or self.num_heads > self.hidden_size // size:
+            raise ModelLoadError(
+                f"attention_head_size {size} with {self.num_heads} heads cannot be written as a pruned "
+                f"BERT: hidden_size {self.hidden_size} must be a multiple of the head size and hold at "
+                "least num_attention_heads heads"
+            )
+        original = self.hidden_size // size
+        removed = original - self.num_heads
+        pruned = tuple(tuple(sorted(int(h) for h in layer)) for layer in self.pruned_heads)
+        if not pruned and removed:
+            pruned = (tuple(range(self.num_heads, original)),) * self.num_layers
+        if pruned:
+            if len(pruned) != self.num_layers:
+                raise ModelLoadError(f"pruned_heads lists {len(pruned)} layers for a {self.num_layers}-layer model")
+            for i, layer in enumerate(pruned):
+                if len(layer) != removed or len(set(layer)) != removed or any(not 0 <= h < original for h in layer):
+                    raise ModelLoadError(
+                        f"pruned_heads of layer {i} is {list(layer)}: expected {removed} distinct heads of "
+                        f"0..{original - 1} ({original} heads of size {size}, {self.num_heads} kept)"
+                    )
+        object.__setattr__(self, "pruned_heads", pruned if removed else ())
+
     @property
     def head_size(self) -> int:
-        return self.hidden_size // self.num_heads
+        return self.attention_head_size or self.hidden_size // self.num_heads
+
+    @property
+    def all_head_size(self) -> int:
+        """Width of the query/key/value projections: ``num_heads * head_size``."""
+        return self.num_heads * self.head_size
+
+    @property
+    def original_num_heads(self) -> int:
+        """Heads before pruning (``num_attention_heads`` in HF config.json)."""
+        return self.hidden_size // self.head_size
 
     @property
     def task(self) -> str:
@@ -84,6 +140,10 @@ class BertConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         values = {_HF_KEYS.get(k, k): v for k, v in hf.items() if _HF_KEYS.get(k, k) in names}
         values.pop("id2label", None)
+        values.pop("attention_head_size", None)
+        pruned = values.pop("pruned_heads", None)
+        if pruned:
+            values.update(_read_pruned_heads(pruned, values))
         edgekit = hf.get("edgekit", {})
         values.update({k: v for k, v in edgekit.items() if k in names})
         if num_labels:
@@ -101,9 +161,14 @@ class BertConfig:
         reverse = {v: k for k, v in _HF_KEYS.items()}
         hf: dict[str, Any] = {"model_type": "bert", "position_embedding_type": "absolute"}
         for f in dataclasses.fields(self):
-            if f.name in ("pooling", "normalize", "num_labels", "id2label", "mask_bias"):
+            if f.name in ("pooling", "normalize", "num_labels", "id2label", "mask_bias",
+                          "attention_head_size", "pruned_heads"):
                 continue
             hf[reverse.get(f.name, f.name)] = getattr(self, f.name)
+        if self.pruned_heads:
+            # transformers builds the original heads, prunes these, then loads the smaller tensors.
+            hf["num_attention_heads"] = self.original_num_heads
+            hf["pruned_heads"] = {str(i): list(heads) for i, heads in enumerate(self.pruned_heads)}
         if self.num_labels:
             hf["architectures"] = ["BertForSequenceClassification"]
             hf["id2label"] = {str(i): name for i, name in enumerate(self.id2label)}
@@ -113,3 +178,41 @@ class BertConfig:
         # transformers ignores unknown keys; edgekit reads these back.
         hf["edgekit"] = {"pooling": self.pooling, "normalize": self.normalize, "mask_bias": self.mask_bias}
         return hf
+
+
+def _read_pruned_heads(pruned: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """num_heads / attention_head_size / pruned_heads from HF's ``pruned_heads`` (uniform only)."""
+    if not isinstance(pruned, dict):
+        raise ModelLoadError(f"pruned_heads must map layer indices to head lists, got {type(pruned).__name__}")
+    try:
+        layers, original, hidden = values["num_layers"], values["num_heads"], values["hidden_size"]
+    except KeyError as err:
+        raise ModelLoadError(f"config.json lacks {_HF_NAMES.get(err.args[0], err.args[0])}") from None
+    if hidden % original:
+        raise ModelLoadError(f"hidden_size {hidden} is not divisible by num_attention_heads {original}")
+    by_layer: dict[int, list[int]] = {}
+    for key, heads in pruned.items():
+        try:
+            index = int(key)
+            by_layer[index] = sorted({int(h) for h in heads})
+        except (TypeError, ValueError):
+            raise ModelLoadError(f"pruned_heads entry {key!r}: {heads!r} is not a layer index and head list") from None
+        if not 0 <= index < layers:
+            raise ModelLoadError(f"pruned_heads names layer {index} of a {layers}-layer model")
+    per_layer = [by_layer.get(i, []) for i in range(layers)]
+    counts = [original - len(heads) for heads in per_layer]
+    if len(set(counts)) > 1:
+        raise ModelLoadError(
+            f"pruned_heads: per-layer head counts differ ({counts} heads left); edgekit's encoder needs "
+            "the same number of heads in every layer"
+        )
+    if counts[0] < 1:
+        raise ModelLoadError("pruned_heads removes every head of a layer")
+    return {
+        "num_heads": counts[0],
+        "attention_head_size": hidden // original,
+        "pruned_heads": tuple(tuple(heads) for heads in per_layer),
+    }
+
+
+_HF_NAMES = {v: k for k, v in _HF_KEYS.items()}

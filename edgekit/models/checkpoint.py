@@ -3,7 +3,11 @@
 Reading accepts BertModel and BertForSequenceClassification layouts (encoder tensors with or
 without a ``bert.`` prefix, ``classifier.*`` head when present) and sharded safetensors.
 Writing produces the layout transformers loads: BertModel for encoders,
-BertForSequenceClassification (``bert.`` prefix) for classifiers.
+BertForSequenceClassification (``bert.`` prefix) for classifiers. Head-pruned models are
+written with transformers' ``pruned_heads`` (smaller tensors), which transformers 4.x loads;
+transformers 5 dropped head pruning and refuses those tensor shapes, so
+``pad_pruned_heads=True`` writes the removed heads back as zeros (full-size tensors, same
+outputs, no ``pruned_heads``) for it.
 """
 
 from __future__ import annotations
@@ -131,21 +135,52 @@ def assign_weights(model, config: BertConfig, weights: dict[str, np.ndarray], so
         )
 
 
-def collect_weights(model, config: BertConfig) -> dict[str, np.ndarray]:
-    """The model's tensors under the names transformers expects for ``config``'s architecture."""
+def unpruned_config(config: BertConfig) -> BertConfig:
+    """``config`` with its pruned heads back (as written by ``pad_pruned_heads=True``)."""
+    return config.replace(num_heads=config.original_num_heads, attention_head_size=None, pruned_heads=())
+
+
+def _pad_heads(value: np.ndarray, axis: int, removed: tuple[int, ...], config: BertConfig) -> np.ndarray:
+    """Insert zero blocks for the removed heads along ``axis`` (Keras layout, kept heads in order)."""
+    size = config.head_size
+    kept = [h for h in range(config.original_num_heads) if h not in removed]
+    shape = list(value.shape)
+    shape[axis] = config.original_num_heads * size
+    full = np.zeros(shape, dtype=value.dtype)
+    for j, head in enumerate(kept):
+        target = [slice(None)] * value.ndim
+        source = [slice(None)] * value.ndim
+        target[axis], source[axis] = slice(head * size, (head + 1) * size), slice(j * size, (j + 1) * size)
+        full[tuple(target)] = value[tuple(source)]
+    return full
+
+
+def collect_weights(model, config: BertConfig, *, pad_pruned_heads: bool = False) -> dict[str, np.ndarray]:
+    """The model's tensors under the names transformers expects for ``config``'s architecture
+    (with ``pad_pruned_heads``: pruned heads as zero blocks, shaped for ``unpruned_config``)."""
     prefix = "bert." if config.num_labels else ""
+    pad = pad_pruned_heads and bool(config.pruned_heads)
     tensors = {}
     for slot in weight_slots(config):
-        for name, value in zip(slot.hf_names, model.get_layer(slot.layer).get_weights()):
+        values = model.get_layer(slot.layer).get_weights()
+        if pad and slot.layer.rsplit("_", 1)[-1] in ("query", "key", "value"):
+            removed = config.pruned_heads[int(slot.layer.split("_")[1])]
+            values = [_pad_heads(v, v.ndim - 1, removed, config) for v in values]  # kernel columns, bias
+        elif pad and slot.layer.endswith("_attention_output"):
+            removed = config.pruned_heads[int(slot.layer.split("_")[1])]
+            values = [_pad_heads(values[0], 0, removed, config), values[1]]  # kernel rows
+        for name, value in zip(slot.hf_names, values):
             key = f"{prefix}{name}" if slot.in_base_model else name
             tensors[key] = np.ascontiguousarray(value.T if slot.transpose else value, dtype=np.float32)
     return tensors
 
 
-def write_checkpoint(folder: Path, model, config: BertConfig) -> None:
+def write_checkpoint(folder: Path, model, config: BertConfig, *, pad_pruned_heads: bool = False) -> None:
     """Write config.json + model.safetensors for ``model`` into an existing ``folder``."""
     from safetensors.numpy import save_file
 
-    (folder / CONFIG_FILE).write_text(json.dumps(config.to_hf(), indent=2) + "\n", encoding="utf-8")
+    written = unpruned_config(config) if pad_pruned_heads and config.pruned_heads else config
+    (folder / CONFIG_FILE).write_text(json.dumps(written.to_hf(), indent=2) + "\n", encoding="utf-8")
     # transformers refuses safetensors files without a "format" entry in their metadata.
-    save_file(collect_weights(model, config), str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
+    tensors = collect_weights(model, config, pad_pruned_heads=pad_pruned_heads)
+    save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})

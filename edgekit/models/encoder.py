@@ -5,7 +5,13 @@ token types, ``token_type_ids`` [B, S]. Outputs (dict): ``last_hidden_state`` [B
 ``pooled`` [B, H] (the sentence vector: cls / mean / pooler, L2-normalised if configured),
 ``logits`` [B, num_labels] for classifiers, and optionally ``hidden_states`` (L+1 × [B, S, H])
 and ``attentions`` (L × [B, N, S, S]) for distillation. Layer names are the ones
-``weight_layout.weight_slots`` maps to HF tensor names.
+``weight_layout.weight_slots`` maps to HF tensor names. Query, key and value are
+``num_heads * head_size`` wide, which is less than H in head-pruned models.
+
+``importance_masks=True`` adds two float inputs, ``head_mask`` [B, L, N] and ``ffn_mask``
+[B, L, intermediate_size], that multiply each head's context and each FFN neuron's
+activation (1 = unchanged); gradients with respect to them are what
+``edgekit.train.prune`` ranks heads and neurons by. Exported models never have them.
 """
 
 from __future__ import annotations
@@ -30,28 +36,42 @@ def _layer_norm(config: BertConfig, name: str):
     return keras.layers.LayerNormalization(epsilon=config.layer_norm_eps, name=name)
 
 
-def _transformer_block(config: BertConfig, i: int, x, bias):
+def _transformer_block(config: BertConfig, i: int, x, bias, masks=None):
     """One post-LayerNorm BERT block: [B, S, H] -> ([B, S, H], attention probs)."""
-    split = L.SplitHeads(config.num_heads, name=f"layer_{i}_split_heads")
-    q, k, v = (split(_dense(config.hidden_size, f"layer_{i}_{n}")(x)) for n in ("query", "key", "value"))
+    split = L.SplitHeads(config.num_heads, config.head_size, name=f"layer_{i}_split_heads")
+    q, k, v = (split(_dense(config.all_head_size, f"layer_{i}_{n}")(x)) for n in ("query", "key", "value"))
+    if masks is not None:
+        # Scaling a head's values scales its context (context = probs @ v) by the same factor.
+        v = L.ScaleHeads(name=f"layer_{i}_head_mask")(v, masks[0][:, i])
     context, probs = L.ScaledDotProductAttention(config.attention_dropout, name=f"layer_{i}_attention")(q, k, v, bias)
     attn = _dense(config.hidden_size, f"layer_{i}_attention_output")(context)
     attn = keras.layers.Dropout(config.hidden_dropout)(attn)
     x = _layer_norm(config, f"layer_{i}_attention_layer_norm")(x + attn)
     ffn = _dense(config.intermediate_size, f"layer_{i}_intermediate")(x)
     ffn = L.HiddenActivation(config.hidden_act, name=f"layer_{i}_activation")(ffn)
+    if masks is not None:
+        ffn = ffn * masks[1][:, i][:, None, :]
     ffn = _dense(config.hidden_size, f"layer_{i}_output")(ffn)
     ffn = keras.layers.Dropout(config.hidden_dropout)(ffn)
     return _layer_norm(config, f"layer_{i}_output_layer_norm")(x + ffn), probs
 
 
 def build_encoder(
-    config: BertConfig, *, output_hidden_states: bool = False, output_attentions: bool = False
+    config: BertConfig,
+    *,
+    output_hidden_states: bool = False,
+    output_attentions: bool = False,
+    importance_masks: bool = False,
 ):
     """A randomly initialised tf-keras functional model for ``config`` (dynamic B and S)."""
     input_ids = keras.Input((None,), dtype="int32", name="input_ids")
     attention_mask = keras.Input((None,), dtype="int32", name="attention_mask")
     inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+    masks = None
+    if importance_masks:
+        masks = (keras.Input((config.num_layers, config.num_heads), name="head_mask"),
+                 keras.Input((config.num_layers, config.intermediate_size), name="ffn_mask"))
+        inputs.update(head_mask=masks[0], ffn_mask=masks[1])
 
     x = keras.layers.Embedding(config.vocab_size, config.hidden_size, embeddings_initializer=_init(),
                                name="word_embeddings")(input_ids)
@@ -68,7 +88,7 @@ def build_encoder(
     bias = L.AttentionMaskBias(config.mask_bias, name="attention_mask_bias")(attention_mask)
     hidden_states, attentions = [x], []
     for i in range(config.num_layers):
-        x, probs = _transformer_block(config, i, x, bias)
+        x, probs = _transformer_block(config, i, x, bias, masks)
         hidden_states.append(x)
         attentions.append(probs)
 

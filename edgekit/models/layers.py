@@ -1,6 +1,7 @@
 """Weight-free tf-keras layers of the BERT encoder (the weights live in plain Dense /
 LayerNormalization / Embedding layers so that tfmot can annotate them and checkpoints map
-one-to-one). Shapes: B = batch, S = sequence, H = hidden, N = heads, D = H / N.
+one-to-one). Shapes: B = batch, S = sequence, H = hidden, N = heads, D = head size (H / N
+unless heads were pruned, when N * D < H).
 """
 
 from __future__ import annotations
@@ -90,24 +91,33 @@ class AttentionMaskBias(keras.layers.Layer):
 
 @keras.utils.register_keras_serializable("edgekit")
 class SplitHeads(keras.layers.Layer):
-    """[B, S, H] -> [B, N, S, D]."""
+    """[B, S, N * D] -> [B, N, S, D] (``head_size`` None: the last axis divided by N)."""
 
-    def __init__(self, num_heads: int, **kwargs):
+    def __init__(self, num_heads: int, head_size: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.num_heads = num_heads
+        self.head_size = head_size
 
     def call(self, x):
-        head_size = x.shape[-1] // self.num_heads
+        head_size = self.head_size or x.shape[-1] // self.num_heads
         x = tf.reshape(x, [-1, tf.shape(x)[1], self.num_heads, head_size])
         return tf.transpose(x, [0, 2, 1, 3])
 
     def get_config(self):
-        return {**super().get_config(), "num_heads": self.num_heads}
+        return {**super().get_config(), "num_heads": self.num_heads, "head_size": self.head_size}
+
+
+@keras.utils.register_keras_serializable("edgekit")
+class ScaleHeads(keras.layers.Layer):
+    """[B, N, S, D] * [B, N] -> [B, N, S, D]: one factor per example and head (importance masks)."""
+
+    def call(self, x, scale):
+        return x * tf.cast(scale, x.dtype)[:, :, None, None]
 
 
 @keras.utils.register_keras_serializable("edgekit")
 class ScaledDotProductAttention(keras.layers.Layer):
-    """(q, k, v: [B, N, S, D], bias: [B, 1, 1, S]) -> (context [B, S, H], probs [B, N, S, S])."""
+    """(q, k, v: [B, N, S, D], bias: [B, 1, 1, S]) -> (context [B, S, N * D], probs [B, N, S, S])."""
 
     def __init__(self, dropout: float = 0.0, **kwargs):
         super().__init__(**kwargs)

@@ -21,12 +21,18 @@ class Pretrained:
     tokenizer: TextTokenizer
     source: Path
 
-    def save(self, folder: str | Path) -> Path:
-        """Write a HF-layout folder (config.json, model.safetensors, tokenizer files) atomically."""
+    def save(self, folder: str | Path, *, pad_pruned_heads: bool = False) -> Path:
+        """Write a HF-layout folder (config.json, model.safetensors, tokenizer files) atomically.
+
+        A head-pruned model is written with transformers' ``pruned_heads`` (smaller tensors,
+        loaded by edgekit and transformers 4.x); ``pad_pruned_heads=True`` writes the removed
+        heads as zeros instead (full-size tensors, identical outputs), which transformers 5
+        needs because it no longer supports head pruning.
+        """
         from edgekit.models.checkpoint import write_checkpoint
 
         with atomic_dir(folder) as tmp:
-            write_checkpoint(tmp, self.model, self.config)
+            write_checkpoint(tmp, self.model, self.config, pad_pruned_heads=pad_pruned_heads)
             self.tokenizer.save(tmp)
         return Path(folder)
 
