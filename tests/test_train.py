@@ -1,0 +1,189 @@
+"""Training stages on the tiny model and a toy task: they learn, distil, resume and cache."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from toy_data import write_recipe, write_toy_task
+from edgekit.config import DistillSection, FinetuneSection, StudentSection, load_recipe
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    return write_toy_task(tmp_path_factory.mktemp("toy"))
+
+
+def _splits(toy):
+    from edgekit.config import DataSection
+    from edgekit.data import load_splits
+
+    return load_splits(DataSection(train=toy / "train.tsv", test=toy / "test.tsv", labels=("negative", "positive")))
+
+
+def _classifier(toy, seed=0):
+    from edgekit.train.heads import load_classifier
+
+    return load_classifier(toy / "model", ("negative", "positive"), seed=seed)
+
+
+def _test_accuracy(model, split):
+    from edgekit.train.batching import TokenizedDataset
+    from edgekit.train.infer import accuracy, model_outputs
+
+    data = TokenizedDataset(split, model.tokenizer, 16, tuple(model.model.input_names))
+    return accuracy(model_outputs(model.model, data)["logits"], split.labels)
+
+
+def test_finetune_learns_the_toy_task(toy):
+    import tensorflow as tf
+
+    from edgekit.train.finetune import finetune
+
+    splits = _splits(toy)
+    model = _classifier(toy)
+    before = _test_accuracy(model, splits["test"])
+    fit = finetune(model, splits["train"], FinetuneSection(epochs=6, batch_size=16, learning_rate=3e-3),
+                   max_length=16, seed=0, strategy=tf.distribute.get_strategy(), show_progress=False)
+    assert fit.steps == 6 * 16 and fit.resumed_from == 0
+    first, last = fit.history[0], fit.history[-1]
+    assert last["loss"] < 0.5 * first["loss"], fit.history
+    assert _test_accuracy(model, splits["test"]) >= 0.95 > before
+
+
+def test_a_killed_run_resumes_at_its_last_checkpoint_and_ends_identical(toy, tmp_path):
+    import tensorflow as tf
+
+    from edgekit.train.batching import TokenizedDataset
+    from edgekit.train.finetune import classification_loss
+    from edgekit.train.loop import fit
+
+    splits = _splits(toy)
+    schedule = FinetuneSection(epochs=2, batch_size=32, learning_rate=1e-3)
+    strategy = tf.distribute.get_strategy()
+
+    def run(work_dir=None, kill_at=None):
+        model = _classifier(toy)
+        data = TokenizedDataset(splits["train"], model.tokenizer, 16, tuple(model.model.input_names))
+        calls = []
+
+        def extras(batch):
+            calls.append(1)
+            if len(calls) == kill_at:
+                raise KeyboardInterrupt
+            return {}
+
+        result = fit(model=model.model, loss_fn=classification_loss(model.model), data=data, schedule=schedule,
+                     seed=5, strategy=strategy, description="t", extras=extras, work_dir=work_dir, save_every=4,
+                     show_progress=False)
+        return model, result, len(calls)
+
+    reference, _, _ = run()
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, kill_at=11)  # steps 1-10 done, checkpoint at step 8
+    resumed, result, calls = run(tmp_path)
+    assert (result.resumed_from, calls) == (8, 16 - 8)
+    for a, b in zip(reference.model.get_weights(), resumed.model.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_distilled_student_agrees_with_its_teacher(toy):
+    import tensorflow as tf
+
+    from edgekit.train.batching import TokenizedDataset
+    from edgekit.train.distill import TeacherCache, build_student, distill
+    from edgekit.train.finetune import finetune
+    from edgekit.train.infer import model_outputs
+
+    splits = _splits(toy)
+    strategy = tf.distribute.get_strategy()
+    teacher = _classifier(toy)
+    finetune(teacher, splits["train"], FinetuneSection(epochs=6, batch_size=16, learning_rate=3e-3),
+             max_length=16, seed=0, strategy=strategy, show_progress=False)
+    section = DistillSection(student=StudentSection(layers_from_teacher=(1,), hidden_size=16, num_attention_heads=2,
+                                                    intermediate_size=32),
+                             epochs=8, batch_size=16, learning_rate=3e-3, hidden_loss_weight=0.5, temperature=2.0)
+    from edgekit.models import load_pretrained
+
+    teacher_folder = teacher.save(toy / "teacher")
+    teacher = load_pretrained(teacher_folder, output_hidden_states=True)
+    student = build_student(teacher, section)
+    assert (student.config.num_layers, student.config.hidden_size) == (1, 16)
+    data = TokenizedDataset(splits["train"], teacher.tokenizer, 16, tuple(teacher.model.input_names))
+    cache = TeacherCache.compute(teacher.model, data, "logits", (1,))
+    # the cached hidden states are the teacher's own, padded back per batch
+    batch = data.batch(np.arange(5))
+    cached = cache.extras(batch)["teacher_hidden"][:, :, 0]
+    live = teacher.model(batch.inputs)["hidden_states"][2].numpy()
+    mask = batch.inputs["attention_mask"].astype(bool)
+    np.testing.assert_allclose(cached[mask], live[mask], atol=2e-2)  # float16 storage
+
+    test = TokenizedDataset(splits["test"], teacher.tokenizer, 16, tuple(teacher.model.input_names))
+    teacher_labels = model_outputs(teacher.model, test)["logits"].argmax(-1)
+
+    def agreement():
+        return float((model_outputs(student.model, test)["logits"].argmax(-1) == teacher_labels).mean())
+
+    before = agreement()
+    fit = distill(teacher, student, data, cache, section, classify=True, seed=0, strategy=strategy,
+                  show_progress=False)
+    assert fit.history[-1]["loss"] < fit.history[0]["loss"]
+    assert agreement() >= max(0.9, before + 0.2), before
+
+
+def test_pipeline_caches_stages_and_keys_them_by_settings(toy, tmp_path):
+    from edgekit.train.pipeline import run_training
+
+    body = ("finetune: {epochs: 4, batch_size: 16, learning_rate: 3.0e-3}\n"
+            "distill: {student: {layers_from_teacher: [1]}, epochs: 4, batch_size: 16, learning_rate: 3.0e-3}\n")
+    recipe = load_recipe(write_recipe(toy, body))
+    first = run_training(recipe, cache_root=tmp_path, show_progress=False)
+    assert [r.stage for r in first] == ["model", "finetune", "distill"]
+    assert not first[1].reused and not first[2].reused
+    record = json.loads((first[2].folder / "stage.json").read_text())
+    assert record["metrics"]["layers"] == 1 and record["metrics"]["test_accuracy"] >= 0.9
+    assert record["metrics"]["params"] < record["teacher_metrics"]["params"]
+    assert not list(tmp_path.glob("*.work"))  # finished stages leave no work folders
+
+    again = run_training(recipe, cache_root=tmp_path, show_progress=False)
+    assert [r.reused for r in again[1:]] == [True, True]
+    assert again[2].folder == first[2].folder
+
+    changed = load_recipe(write_recipe(toy, body.replace("learning_rate: 3.0e-3}\ndistill", "learning_rate: 2.0e-3}\ndistill")))
+    third = run_training(changed, cache_root=tmp_path, show_progress=False)
+    assert not third[1].reused and third[1].folder != first[1].folder
+
+
+MIRRORED = """
+import sys; sys.path.insert(0, {tests!r})
+from pathlib import Path
+from edgekit.train.strategy import split_cpu, make_strategy
+split_cpu(2)
+from edgekit.config import Distribute, FinetuneSection
+from toy_data import write_toy_task
+from test_train import _classifier, _splits, _test_accuracy
+from edgekit.train.finetune import finetune
+toy = Path({toy!r})
+strategy = make_strategy(Distribute.MIRRORED)
+assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
+with strategy.scope():
+    model = _classifier(toy)
+fit = finetune(model, _splits(toy)["train"], FinetuneSection(epochs=6, batch_size=16, learning_rate=3e-3),
+               max_length=16, seed=0, strategy=strategy, show_progress=False)
+print("replicas", strategy.num_replicas_in_sync, "loss", fit.history[0]["loss"], fit.history[-1]["loss"],
+      "accuracy", _test_accuracy(model, _splits(toy)["test"]))
+"""
+
+
+def test_mirrored_strategy_trains_on_two_logical_cpus(toy):
+    code = MIRRORED.format(tests=str(REPO / "tests"), toy=str(toy))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    words = out.stdout.split()
+    assert words[1] == "2"
+    assert float(words[4]) < 0.5 * float(words[3]) and float(words[6]) >= 0.95
