@@ -26,22 +26,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from edgekit._tf import tf_modules
-
-    tf, _ = tf_modules()
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-
-    import numpy as np
-
-    from edgekit.bench import measure
+    from edgekit.bench.tf_latency import fixed_length, set_threads
     from edgekit.models import load_pretrained
 
+    tf, _ = tf_modules()
+    set_threads(args.threads)
     pretrained = load_pretrained(args.model)
-    call = tf.function(lambda inputs: pretrained.model(inputs, training=False), reduce_retracing=True)
     rows = []
     for seq in (int(s) for s in args.seq_lens.split(",")):
-        inputs = {name: tf.constant(np.ones((1, seq), np.int32)) for name in pretrained.model.input_names}
-        stats = measure(lambda: call(inputs), warmup=5, min_runs=30, min_seconds=args.min_seconds)
+        stats = fixed_length(pretrained.model, seq, min_seconds=args.min_seconds)
         rows.append({"seq_len": seq, **stats.to_json()})
 
     print(f"{args.model}: tf-keras fp32, batch 1, {args.threads} threads, TensorFlow {tf.__version__}")

@@ -121,3 +121,14 @@ def test_devices_lists_every_profile_with_estimated_power():
     assert set(rows) == {p.stem for p in (REPO / "devices").glob("*.yaml")}
     assert "static" in rows["coral-usb"] and "tflite int8-full/int8-qat" in rows["coral-usb"]
     assert all("W (est.)" in row for row in rows.values())
+
+
+def test_train_runs_the_stages_then_reuses_them(tmp_path):
+    recipe = str(REPO / "tests" / "fixtures" / "tiny-data" / "recipe.yaml")
+    first = _invoke("train", recipe, "--cache", str(tmp_path), "--quiet")
+    assert first.exit_code == 0, first.output
+    lines = first.output.splitlines()
+    assert lines[0].startswith("finetune") and "2 layers" in lines[0] and "test_accuracy" in lines[0]
+    assert lines[2].startswith("distill") and "1 layers" in lines[2]
+    second = _invoke("train", recipe, "--cache", str(tmp_path), "--quiet")
+    assert [line.split()[1] for line in second.output.splitlines()[::2]] == ["reused", "reused"]

@@ -1,0 +1,89 @@
+"""Run the SST-2 recipe end to end (cached stages are reused) and tabulate teacher vs students.
+
+Columns: model, layers, params, test accuracy, % of the teacher's accuracy, batch-1 latency on
+TensorFlow (p50 over the test sentences at their natural length, and at seq 128), and the
+wall time each stage took when it ran. Extra students (e.g. 2 layers) come from ``--variant``.
+
+    .venv/bin/python benchmarks/sst2_recipe.py --variant 2,5 \
+        --json benchmarks/results/sst2_recipe.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _variant(recipe, layers: tuple[int, ...]):
+    student = dataclasses.replace(recipe.distill.student, layers_from_teacher=layers)
+    return dataclasses.replace(recipe, distill=dataclasses.replace(recipe.distill, student=student))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", type=Path, default=REPO / "recipes" / "sst2-minilm-distill.yaml")
+    parser.add_argument("--variant", action="append", default=[],
+                        help="another student's teacher layers, e.g. 2,5 (repeatable)")
+    parser.add_argument("--cache", type=Path, help="stage cache [default: ~/.cache/edgekit/stages]")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+
+    from edgekit.bench.tf_latency import fixed_length, natural_length, set_threads
+    from edgekit.config import load_recipe
+    from edgekit.data import load_splits
+    from edgekit.models import load_pretrained
+    from edgekit.train.pipeline import run_training
+
+    set_threads(args.threads)
+    recipe = load_recipe(args.recipe)
+    runs = [run_training(recipe, cache_root=args.cache)]
+    for spec in args.variant:
+        runs.append(run_training(_variant(recipe, tuple(int(i) for i in spec.split(","))), cache_root=args.cache))
+    test_texts = list(load_splits(recipe.data)["test"].texts)
+
+    stages = {}
+    for run in runs:
+        for result in run[1:]:
+            stages[result.folder] = result
+    teacher_acc = next(r.record["metrics"]["test_accuracy"] for r in stages.values() if r.stage == "finetune")
+    rows = []
+    for folder, result in stages.items():
+        metrics = result.record["metrics"]
+        model = load_pretrained(folder)
+        natural = natural_length(model, test_texts, recipe.model.max_length)
+        at_128 = fixed_length(model.model, min(128, model.config.max_position_embeddings))
+        rows.append({
+            "model": "teacher" if result.stage == "finetune" else f"{result.stage} student",
+            "stage": result.stage, "folder": str(folder), "layers": metrics["layers"], "params": metrics["params"],
+            "test_accuracy": metrics["test_accuracy"], "of_teacher": metrics["test_accuracy"] / teacher_acc,
+            "test_agreement": metrics.get("test_agreement"), "p50_ms_natural": natural.p50_ms,
+            "p50_ms_seq128": at_128.p50_ms, "stage_seconds": result.record.get("seconds"),
+        })
+
+    print(f"{recipe.name}: TensorFlow fp32, batch 1, {args.threads} threads; natural = SST-2 test sentences")
+    head = f"{'model':<16} {'layers':>6} {'params':>11} {'test acc':>8} {'% teacher':>9} " \
+           f"{'p50 natural':>11} {'p50 @128':>9} {'speed-up':>8} {'stage time':>10}"
+    print(head)
+    base = rows[0]["p50_ms_natural"]
+    for r in rows:
+        print(f"{r['model']:<16} {r['layers']:>6} {r['params']:>11,} {100 * r['test_accuracy']:>7.2f}% "
+              f"{100 * r['of_teacher']:>8.1f}% {r['p50_ms_natural']:>9.2f}ms {r['p50_ms_seq128']:>7.2f}ms "
+              f"{base / r['p50_ms_natural']:>7.2f}x {r['stage_seconds'] or 0:>9.0f}s")
+    if args.json:
+        doc = {"benchmark": "sst2_recipe", "recipe": recipe.name, "threads": args.threads,
+               "python": platform.python_version(), "machine": platform.machine(), "rows": rows}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
