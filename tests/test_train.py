@@ -187,3 +187,20 @@ def test_mirrored_strategy_trains_on_two_logical_cpus(toy):
     words = out.stdout.split()
     assert words[1] == "2"
     assert float(words[4]) < 0.5 * float(words[3]) and float(words[6]) >= 0.95
+
+
+def test_feature_extraction_student_matches_teacher_embeddings_from_unlabeled_text(toy, tmp_path):
+    from toy_data import toy_rows
+
+    from edgekit.train.pipeline import run_training
+
+    (toy / "unlabeled.txt").write_text("\n".join(t for t, _ in toy_rows(256, 7)) + "\n")
+    (toy / "fe.yaml").write_text(
+        "name: toy-fe\ntask: feature-extraction\nmodel: {source: model, max_length: 16}\n"
+        "data: {test: test.tsv, label_column: null}\n"
+        "distill: {student: {layers_from_teacher: [1]}, unlabeled_text: unlabeled.txt, epochs: 6, batch_size: 16,"
+        " learning_rate: 3.0e-3}\n")
+    [_, stage] = run_training(load_recipe(toy / "fe.yaml"), cache_root=tmp_path, show_progress=False)
+    history = stage.record["history"]
+    assert history[-1]["loss"] < 0.5 * history[0]["loss"]
+    assert stage.record["metrics"]["test_cosine"] >= 0.95

@@ -71,6 +71,6 @@ class StageSlot:
         with atomic_dir(self.folder) as tmp:
             write_checkpoint(tmp, pretrained.model, pretrained.config)
             pretrained.tokenizer.save(tmp)
-            (tmp / STAGE_FILE).write_text(json.dumps(record, indent=2) + "\n")
+            (tmp / STAGE_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n")
         shutil.rmtree(self.work, ignore_errors=True)
         return self.folder

@@ -116,7 +116,9 @@ def run_training(recipe: Recipe, *, cache_root: Path | None = None, show_progres
         runner = getattr(stages, name, None)
         if runner is None:  # quantize / export are not training stages
             continue
-        slot = run.slot(name, folder_digest(folder), getattr(recipe, name))
+        section = getattr(recipe, name)
+        text = getattr(section, "unlabeled_text", None)
+        slot = run.slot(name, folder_digest(folder), section, text and run.training_text().fingerprint())
         record = slot.finished()
         if record is None:
             began = time.perf_counter()
