@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -204,3 +205,43 @@ def test_feature_extraction_student_matches_teacher_embeddings_from_unlabeled_te
     history = stage.record["history"]
     assert history[-1]["loss"] < 0.5 * history[0]["loss"]
     assert stage.record["metrics"]["test_cosine"] >= 0.95
+
+
+def test_multi_worker_strategy_trains_as_a_one_worker_cluster(toy):
+    code = MIRRORED.format(tests=str(REPO / "tests"), toy=str(toy)).replace(
+        "split_cpu(2)\n", "").replace("Distribute.MIRRORED", "Distribute.MULTI_WORKER").replace(
+        "assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync\n", "")
+    env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": {"worker": ["localhost:23461"]},
+                                                 "task": {"type": "worker", "index": 0}}))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    words = out.stdout.split()
+    assert words[1] == "1" and float(words[4]) < 0.5 * float(words[3]) and float(words[6]) >= 0.95
+
+
+def test_only_the_chief_writes_the_shared_stage_cache():
+    import tensorflow as tf
+
+    from edgekit.train.strategy import worker_suffix
+
+    def strategy(task_type, task_id, chief=False):
+        spec = {"worker": ["a:1", "b:1"], **({"chief": ["c:1"]} if chief else {})}
+        resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+            tf.train.ClusterSpec(spec), task_type=task_type, task_id=task_id)
+        return type("Strategy", (), {"cluster_resolver": resolver})()
+
+    assert worker_suffix(tf.distribute.get_strategy()) is None
+    assert worker_suffix(strategy("worker", 0)) is None
+    assert worker_suffix(strategy("worker", 1)) == "worker-1"
+    assert worker_suffix(strategy("chief", 0, chief=True)) is None
+    assert worker_suffix(strategy("worker", 0, chief=True)) == "worker-0"
+
+
+def test_multi_worker_without_tf_config_is_a_one_line_error(monkeypatch):
+    from edgekit.config import Distribute
+    from edgekit.errors import EdgekitError
+    from edgekit.train.strategy import make_strategy
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(EdgekitError, match="^distribute: multi_worker needs TF_CONFIG"):
+        make_strategy(Distribute.MULTI_WORKER)

@@ -33,7 +33,7 @@ class TrainingRun:
 
     def __init__(self, recipe: Recipe, cache_root: Path | None = None, show_progress: bool = True):
         from edgekit._tf import tf_modules
-        from edgekit.train.strategy import make_strategy
+        from edgekit.train.strategy import make_strategy, worker_suffix
 
         self.tf, self.keras = tf_modules()
         self.recipe = recipe
@@ -44,6 +44,9 @@ class TrainingRun:
         if self.classify and self.splits and not self.splits[next(iter(self.splits))].label_names:
             raise ConfigError("data.label_column: a text-classification recipe needs labelled data")
         self.strategy = make_strategy(recipe.distribute)
+        suffix = worker_suffix(self.strategy)
+        if suffix is not None:  # multi-worker: only the chief writes the shared cache
+            self.root = self.root / suffix
 
     @property
     def labels(self) -> tuple[str, ...]:

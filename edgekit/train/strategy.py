@@ -49,3 +49,15 @@ def split_cpu(count: int) -> None:
     tf, _ = tf_modules()
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+
+
+def worker_suffix(strategy) -> str | None:
+    """None on the chief (or without a cluster); ``worker-N`` on other multi-worker tasks, whose
+    stage outputs and checkpoints must not race the chief's in a shared cache."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return None
+    if resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0
+                                         and "chief" not in resolver.cluster_spec().as_dict()):
+        return None
+    return f"{resolver.task_type}-{resolver.task_id}"
