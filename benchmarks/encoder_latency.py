@@ -10,8 +10,6 @@ edge runtime. Prints a table and writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 from pathlib import Path
 
@@ -26,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from edgekit._tf import tf_modules
+    from edgekit.bench.results import write_results
     from edgekit.bench.tf_latency import fixed_length, set_threads
     from edgekit.models import load_pretrained
 
@@ -42,12 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"{r['seq_len']:>5} {r['runs']:>6} {r['p50_ms']:>8.2f} {r['p90_ms']:>8.2f} {r['min_ms']:>8.2f}")
     if args.json:
-        doc = {"benchmark": "encoder_latency", "model": args.model, "threads": args.threads,
-               "tensorflow": tf.__version__, "python": platform.python_version(),
-               "machine": platform.machine(), "rows": rows}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        write_results(args.json, "encoder_latency", rows, model=args.model, threads=args.threads,
+                      tensorflow=tf.__version__)
     return 0
 
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import platform
 import sys
 from pathlib import Path
 
@@ -35,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
+    from edgekit.bench.results import write_results
     from edgekit.bench.tf_latency import fixed_length, natural_length, set_threads
     from edgekit.config import load_recipe
     from edgekit.data import load_splits
@@ -77,11 +76,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{100 * r['of_teacher']:>8.1f}% {r['p50_ms_natural']:>9.2f}ms {r['p50_ms_seq128']:>7.2f}ms "
               f"{base / r['p50_ms_natural']:>7.2f}x {r['stage_seconds'] or 0:>9.0f}s")
     if args.json:
-        doc = {"benchmark": "sst2_recipe", "recipe": recipe.name, "threads": args.threads,
-               "python": platform.python_version(), "machine": platform.machine(), "rows": rows}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        write_results(args.json, "sst2_recipe", rows, recipe=recipe.name, threads=args.threads)
     return 0
 
 

@@ -27,11 +27,12 @@ def make_strategy(kind: Distribute):
         return tf.distribute.MirroredStrategy(devices=devices)
     if kind is Distribute.MULTI_WORKER:
         try:
-            cluster = json.loads(os.environ.get("TF_CONFIG", ""))["cluster"]
-        except (ValueError, KeyError, TypeError):
+            has_cluster = "cluster" in json.loads(os.environ.get("TF_CONFIG", ""))
+        except (ValueError, TypeError):
+            has_cluster = False
+        if not has_cluster:
             raise EdgekitError("distribute: multi_worker needs TF_CONFIG with a cluster spec and this host's "
-                               "task (see README: Distributed training)") from None
-        del cluster
+                               "task (see README: Distributed training)")
         return tf.distribute.MultiWorkerMirroredStrategy()
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=os.environ.get("TPU_NAME", ""))
