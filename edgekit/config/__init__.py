@@ -7,7 +7,6 @@ from pathlib import Path
 
 from edgekit.config.device import Accepts, DeviceProfile, Power
 from edgekit.config.enums import (
-    PRECISIONS_BY_FORMAT,
     Calibration,
     DataFormat,
     Distribute,
@@ -97,7 +96,7 @@ def load_recipe(path: str | Path) -> Recipe:
 
 
 __all__ = [
-    "PRECISIONS_BY_FORMAT", "Accepts", "Calibration", "ConfigError", "DataFormat", "DataSection",
+    "Accepts", "Calibration", "ConfigError", "DataFormat", "DataSection",
     "DeviceProfile", "Distribute", "DistillSection", "EvaluationSection", "ExportSection", "ExportTarget",
     "FieldError", "FinetuneSection", "Format", "ModelSection", "Pooling", "Power", "Precision",
     "PruneMethod", "PruneSection", "QuantizeSection", "Recipe", "Runtime", "ShapeMode", "StudentSection",

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgekit.config.enums import PRECISIONS_BY_FORMAT, Format, Precision, Runtime, ShapeMode
+from edgekit.config.enums import Format, Precision, Runtime, ShapeMode
+from edgekit.config.formats import precisions
 from edgekit.config.loader import require
 
 
@@ -21,7 +22,7 @@ class Accepts:
     runtime: Runtime | None = None  # None: the format's own runtime (LiteRT, onnxruntime, OpenVINO)
 
     def __post_init__(self):
-        allowed = PRECISIONS_BY_FORMAT[self.format]
+        allowed = precisions(self.format)
         for i, p in enumerate(self.precisions):
             require(p in allowed, f"precisions[{i}]",
                     f"expected one of {', '.join(a.value for a in allowed)} for {self.format.value}, got {p.value!r}")

@@ -70,18 +70,3 @@ class DataFormat(str, enum.Enum):
     CSV = "csv"
     JSONL = "jsonl"
     HF = "hf"
-
-
-# Which precisions each format's converter can produce. Interim: a later issue replaces
-# this with a full format table; recipes and device profiles are both checked against it.
-PRECISIONS_BY_FORMAT: dict[Format, tuple[Precision, ...]] = {
-    Format.TFLITE: (
-        Precision.FP32,
-        Precision.FP16,
-        Precision.INT8_DYNAMIC,
-        Precision.INT8_FULL,
-        Precision.INT8_QAT,
-    ),
-    Format.ONNX: (Precision.FP32, Precision.INT8_DYNAMIC, Precision.INT8_STATIC),
-    Format.OPENVINO: (Precision.FP32, Precision.FP16, Precision.INT8_STATIC),
-}

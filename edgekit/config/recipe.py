@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgekit.config.enums import (
-    PRECISIONS_BY_FORMAT,
     Calibration,
     DataFormat,
     Distribute,
@@ -22,6 +21,7 @@ from edgekit.config.enums import (
     ShapeMode,
     Task,
 )
+from edgekit.config.formats import precisions
 from edgekit.config.loader import path_field, require
 
 
@@ -181,7 +181,7 @@ class ExportTarget:
     shapes: ShapeMode | None = None  # None: the export section's (or device profile's) setting
 
     def __post_init__(self):
-        allowed = PRECISIONS_BY_FORMAT[self.format]
+        allowed = precisions(self.format)
         require(self.precision in allowed, "precision",
                 f"expected one of {', '.join(p.value for p in allowed)} for {self.format.value}, "
                 f"got {self.precision.value!r}")
