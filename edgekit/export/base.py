@@ -74,3 +74,18 @@ class Runner(Protocol):
 
         A static-shape artifact's runner pads (mask 0) or truncates to its fixed sequence
         length and runs its fixed batch size at a time, so callers never see the difference."""
+
+
+def run_static(call, inputs: dict[str, np.ndarray], batch_size: int, seq_len: int) -> np.ndarray:
+    """Run a fixed-shape artifact ``call`` (dict of [batch_size, seq_len] -> [batch_size, K]) on
+    any [B, S] batch: pad with mask 0 or truncate to ``seq_len``, feed ``batch_size`` rows at a
+    time (the last chunk padded with empty rows) and return [B, K]."""
+    rows = next(iter(inputs.values())).shape[0]
+    fitted = {}
+    for name, value in inputs.items():
+        value = np.asarray(value, dtype=np.int32)[:, :seq_len]
+        pad_rows = -rows % batch_size
+        fitted[name] = np.pad(value, ((0, pad_rows), (0, seq_len - value.shape[1])))
+    outs = [call({n: v[i:i + batch_size] for n, v in fitted.items()}) for i in range(0, rows + (-rows % batch_size),
+                                                                                   batch_size)]
+    return np.concatenate(outs)[:rows]

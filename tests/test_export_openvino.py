@@ -1,0 +1,101 @@
+"""OpenVINO IR export of tiny encoders: outputs match TensorFlow per precision, shapes, sizes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import TINY_CLS
+from edgekit.config import Format, Precision
+from edgekit.config.formats import FORMATS, find
+
+ROWS = [r for r in FORMATS if r.format is Format.OPENVINO]
+
+
+def _padded_inputs(names, batch=3, seq=9, vocab=60, seed=0):
+    rng = np.random.default_rng(seed)
+    inputs = {"input_ids": rng.integers(5, vocab, (batch, seq)).astype(np.int32),
+              "attention_mask": np.ones((batch, seq), np.int32),
+              "token_type_ids": np.zeros((batch, seq), np.int32)}
+    for row, length in ((1, 6), (2, 3)):  # padded rows, where the batch has them
+        if row < batch:
+            inputs["attention_mask"][row, length:] = 0
+    return {n: inputs[n] for n in names}
+
+
+@pytest.fixture(scope="module")
+def models():
+    from edgekit.models import BertConfig, load_pretrained
+    from edgekit.models.encoder import build_encoder
+    from edgekit.models.pretrained import Pretrained
+
+    classifier = load_pretrained(TINY_CLS)
+    config = BertConfig(vocab_size=69, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=48,
+                        max_position_embeddings=64, type_vocab_size=0, pooling="mean", normalize=True)
+    encoder = Pretrained(config, build_encoder(config), classifier.tokenizer, TINY_CLS)
+    return {"classifier": classifier, "encoder": encoder}
+
+
+def _job(pretrained, row, folder, **kw):
+    from edgekit.export.base import ExportJob
+
+    lengths = np.random.default_rng(0).integers(3, 14, 48)  # calibration needs a real sample, not a handful
+    calibration = tuple(_padded_inputs(pretrained.model.input_names, batch=1, seq=int(n), seed=i)
+                        for i, n in enumerate(lengths))
+    return ExportJob(row=row, pretrained=pretrained, folder=folder, seq_len=16, static=False,
+                     calibration=calibration, **kw)
+
+
+def _reference(pretrained, inputs):
+    out = pretrained.model(inputs, training=False)
+    return (out["logits"] if pretrained.config.num_labels else out["pooled"]).numpy()
+
+
+@pytest.mark.parametrize("kind", ["classifier", "encoder"])
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: r.key)
+def test_openvino_matches_tensorflow(models, kind, row, tmp_path):
+    from edgekit.export import openvino
+
+    pretrained = models[kind]
+    result = openvino.export(_job(pretrained, row, tmp_path))
+    assert result.files[0] == tmp_path / f"{row.key}.xml" and all(f.is_file() for f in result.files)
+    runner = openvino.load(result.files[0], threads=1)
+    assert set(runner.input_names) == set(pretrained.model.input_names)
+    for seq, batch in ((9, 3), (13, 1)):  # dynamic: other lengths and batch sizes
+        inputs = _padded_inputs(pretrained.model.input_names, batch=batch, seq=seq, seed=seq)
+        got, want = runner(inputs), _reference(pretrained, inputs)
+        assert got.shape == want.shape
+        assert np.abs(got - want).max() <= row.tolerance, (row.key, np.abs(got - want).max())
+    if row.precision is Precision.INT8_STATIC:
+        assert result.details["fake_quantize"] > 0  # really quantized, not left float
+
+
+def test_fp16_weights_are_half_the_size(models, tmp_path):
+    from edgekit.export import openvino
+
+    sizes = {}
+    for precision in (Precision.FP32, Precision.FP16):
+        row = find(Format.OPENVINO, precision)
+        sizes[precision] = openvino.export(_job(models["classifier"], row, tmp_path)).files[1].stat().st_size
+    assert 0.45 <= sizes[Precision.FP16] / sizes[Precision.FP32] <= 0.55, sizes
+
+
+def test_static_export_has_fixed_shapes_and_pads_inputs(models, tmp_path):
+    from edgekit.export import openvino
+
+    pretrained = models["classifier"]
+    job = _job(pretrained, find(Format.OPENVINO, Precision.FP32), tmp_path)
+    job = type(job)(**{**job.__dict__, "static": True, "seq_len": 16})
+    runner = openvino.load(openvino.export(job).files[0], threads=1)
+    assert runner.static and runner.shape == (1, 16)
+    inputs = _padded_inputs(pretrained.model.input_names, batch=3, seq=9)
+    np.testing.assert_allclose(runner(inputs), _reference(pretrained, inputs), atol=1e-4)
+
+
+def test_missing_device_is_a_plain_error(models, tmp_path):
+    from edgekit.errors import EdgekitError
+    from edgekit.export import openvino
+
+    path = openvino.export(_job(models["classifier"], find(Format.OPENVINO, Precision.FP32), tmp_path)).files[0]
+    with pytest.raises(EdgekitError, match="^OpenVINO device 'NPU' is not present here"):
+        openvino.load(path, threads=1, device="NPU")
