@@ -132,3 +132,56 @@ def train(recipe: str, cache_dir: str | None, quiet: bool) -> None:
         state = "reused" if r.reused else f"{r.record.get('seconds', 0):.0f} s"
         click.echo(f"{r.stage:<9} {state:>8}  {m.get('layers', '?')} layers  {m.get('params', 0):,} params  {scores}")
         click.echo(f"          {r.folder}")
+
+
+def _formats(value: str | None):
+    from edgekit.config import Format
+
+    if value is None:
+        return None
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    known = {f.value: f for f in Format}
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise click.BadParameter(f"{value!r}: expected a comma-separated list of {', '.join(known)}")
+    return tuple(known[n] for n in names)
+
+
+@main.command()
+@click.argument("recipe", type=click.Path(dir_okay=False), required=False)
+@click.option("--model", "model_dir", type=click.Path(file_okay=False, exists=True),
+              help="Export this HF model folder instead of the recipe's trained stages.")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, exists=True),
+              help="Folder holding the recipe's data files (same names), e.g. ../shared/data/sst2.")
+@click.option("--targets", help="Only these formats, e.g. tflite,onnx (default: all the recipe lists).")
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder [default: edgekit-out/<recipe name>].")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), help="Stage cache folder.")
+@click.option("--threads", default=2, show_default=True, help="Runtime threads for evaluation and latency.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def export(recipe, model_dir, data_dir, targets, out, cache_dir, threads, quiet) -> None:
+    """Export RECIPE's model to every target format and evaluate each artifact in its runtime.
+
+    Without RECIPE, runs recipes/quickstart.yaml (the packaged MiniLM sentence encoder).
+    Writes OUT atomically: artifacts, tokenizer, labels.txt, edgekit.json, report.md/json/png.
+    Exits 1 when an artifact fails or misses the recipe's evaluation gate (unless gate: warn).
+    """
+    from pathlib import Path
+
+    from edgekit.config import load_recipe
+    from edgekit.export.recipe_export import export_recipe, with_data_dir
+
+    path = Path(recipe) if recipe else Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml"
+    loaded = load_recipe(path)
+    if data_dir:
+        loaded = with_data_dir(loaded, Path(data_dir))
+    outcome = export_recipe(loaded, out=out and Path(out), model=model_dir and Path(model_dir),
+                            formats=_formats(targets), cache_root=cache_dir, threads=threads,
+                            show_progress=not quiet, log=lambda line: click.echo(line, err=True))
+    click.echo((outcome.out / "report.md").read_text())
+    click.echo(f"wrote {outcome.out}")
+    if outcome.failed:
+        names = ", ".join(f"{a['format']}-{a['precision']}" for a in outcome.failed)
+        message = f"{len(outcome.failed)} artifact(s) failed or missed the evaluation gate: {names}"
+        if outcome.gate_enforced:
+            raise click.ClickException(message)
+        click.echo(f"warning: {message} (gate: warn)", err=True)

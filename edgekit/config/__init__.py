@@ -11,6 +11,7 @@ from edgekit.config.enums import (
     DataFormat,
     Distribute,
     Format,
+    Gate,
     Pooling,
     Precision,
     PruneMethod,
@@ -98,7 +99,7 @@ def load_recipe(path: str | Path) -> Recipe:
 __all__ = [
     "Accepts", "Calibration", "ConfigError", "DataFormat", "DataSection",
     "DeviceProfile", "Distribute", "DistillSection", "EvaluationSection", "ExportSection", "ExportTarget",
-    "FieldError", "FinetuneSection", "Format", "ModelSection", "Pooling", "Power", "Precision",
+    "FieldError", "FinetuneSection", "Format", "Gate", "ModelSection", "Pooling", "Power", "Precision",
     "PruneMethod", "PruneSection", "QuantizeSection", "Recipe", "Runtime", "ShapeMode", "StudentSection",
     "Task", "TrainSchedule", "list_devices", "load_device", "load_recipe", "read_yaml",
 ]

@@ -70,3 +70,10 @@ class DataFormat(str, enum.Enum):
     CSV = "csv"
     JSONL = "jsonl"
     HF = "hf"
+
+
+class Gate(str, enum.Enum):
+    """What a failed evaluation gate does: fail the command, or only mark the report."""
+
+    ENFORCE = "enforce"
+    WARN = "warn"

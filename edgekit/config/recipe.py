@@ -15,6 +15,7 @@ from edgekit.config.enums import (
     DataFormat,
     Distribute,
     Format,
+    Gate,
     Pooling,
     Precision,
     PruneMethod,
@@ -209,6 +210,7 @@ class EvaluationSection:
     max_accuracy_drop: float | None = None  # vs the fp32 model, in accuracy points (0.01 = 1 pt)
     min_agreement: float | None = None  # share of labels equal to the teacher's
     min_cosine: float | None = None  # mean cosine of outputs to the fp32 reference
+    gate: Gate = Gate.ENFORCE  # warn: failing artifacts are marked, the command still succeeds
 
     def __post_init__(self):
         require(self.split in ("train", "validation", "test"), "split",

@@ -30,9 +30,10 @@ def recipe_lines(recipe: Recipe) -> list[str]:
         lines.append(f"export   {targets} (seq_len {recipe.export.seq_len}, {recipe.export.shapes.value} shapes)")
     if recipe.device is not None:
         lines.append(f"device   {recipe.device}")
-    gate = {k: v for k, v in vars(recipe.evaluation).items() if k != "split" and v is not None}
+    gate = {k: v for k, v in vars(recipe.evaluation).items() if k not in ("split", "gate") and v is not None}
     if gate:
-        lines.append(f"gate     {recipe.evaluation.split}: " + ", ".join(f"{k} {v}" for k, v in gate.items()))
+        mode = " (warn only)" if recipe.evaluation.gate.value == "warn" else ""
+        lines.append(f"gate     {recipe.evaluation.split}: " + ", ".join(f"{k} {v}" for k, v in gate.items()) + mode)
     return lines
 
 

@@ -22,6 +22,14 @@ from edgekit.data import TextDataset
 from edgekit.models.pretrained import Pretrained
 
 
+INPUT_ORDER = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def input_names(pretrained: Pretrained) -> tuple[str, ...]:
+    """The model's inputs in BERT's order (Keras lists dict inputs alphabetically)."""
+    return tuple(n for n in INPUT_ORDER if n in pretrained.model.input_names)
+
+
 def output_name(pretrained: Pretrained) -> str:
     return "logits" if pretrained.config.num_labels else "embedding"
 
@@ -47,7 +55,7 @@ class ExportJob:
 
     @property
     def input_names(self) -> tuple[str, ...]:
-        return tuple(self.pretrained.model.input_names)
+        return input_names(self.pretrained)
 
     @property
     def output(self) -> str:

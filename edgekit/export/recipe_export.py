@@ -1,0 +1,81 @@
+"""The export of a whole recipe: pick the model (trained stages, or ``--model``), the
+targets (recipe, ``--targets``), the data (recipe, ``--data``) and the output folder."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgekit.config import Format, Gate, Recipe
+from edgekit.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ExportOutcome:
+    out: Path
+    manifest: dict
+
+    @property
+    def failed(self) -> list[dict]:
+        """Artifacts that failed to export or failed the evaluation gate."""
+        return [a for a in self.manifest["artifacts"] if a["status"] != "ok" or a["gate"]]
+
+    @property
+    def gate_enforced(self) -> bool:
+        return self.manifest["evaluation"]["gate"] == Gate.ENFORCE.value
+
+
+def with_data_dir(recipe: Recipe, folder: Path) -> Recipe:
+    """The recipe with every data split re-rooted in ``folder`` (same file names)."""
+    if recipe.data is None:
+        raise ConfigError("--data: the recipe has no data section to re-root")
+    changes = {}
+    for split in ("train", "validation", "test"):
+        path = getattr(recipe.data, split)
+        if path is not None:
+            moved = Path(folder) / path.name
+            if not moved.is_file():
+                raise ConfigError(f"--data {folder}: data.{split}: no file {path.name} there")
+            changes[split] = moved.resolve()
+    return dataclasses.replace(recipe, data=dataclasses.replace(recipe.data, **changes))
+
+
+def _model_facts(stage) -> dict:
+    metrics = stage.record.get("metrics", {})
+    return {"source": str(stage.folder), "stage": stage.stage, "layers": metrics.get("layers"),
+            "params": metrics.get("params"), "metrics": {k: v for k, v in metrics.items()
+                                                         if k not in ("layers", "params", "hidden_size")}}
+
+
+def export_recipe(recipe: Recipe, *, out: Path | None = None, model: Path | None = None,
+                  formats: tuple[Format, ...] | None = None, cache_root: Path | None = None,
+                  threads: int = 2, show_progress: bool = True, log=print) -> ExportOutcome:
+    """Train what the recipe trains (cached), then export and evaluate every target into ``out``."""
+    from edgekit.export.pipeline import Exporter, write_export
+    from edgekit.models.pretrained import load_pretrained
+
+    if recipe.export is None:
+        raise ConfigError("export: the recipe has no export section (targets)")
+    targets = tuple(t for t in recipe.export.targets if formats is None or t.format in formats)
+    if not targets:
+        wanted = ", ".join(f.value for f in formats or ())
+        raise ConfigError(f"--targets {wanted}: none of the recipe's export targets has that format")
+    facts = {}
+    if model is not None:
+        folder = Path(model)
+        facts["student"] = {"source": str(folder)}
+    else:
+        from edgekit.train.pipeline import run_training
+
+        stages = run_training(recipe, cache_root=cache_root, show_progress=show_progress)
+        folder = stages[-1].folder
+        facts["student"] = _model_facts(stages[-1])
+        teacher = next((s for s in stages if s.stage == "finetune"), None)
+        if teacher is not None and teacher is not stages[-1]:
+            facts["teacher"] = _model_facts(teacher)
+    untrained = model is None and not set(recipe.stages) & {"finetune", "distill", "prune"}
+    pretrained = load_pretrained(folder, pooling=recipe.model.pooling if untrained else None)
+    out = Path(out) if out is not None else Path("edgekit-out") / recipe.name
+    exporter = Exporter(recipe, pretrained, threads=threads, log=log)
+    return ExportOutcome(out, write_export(out, exporter, targets, facts))

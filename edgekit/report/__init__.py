@@ -1,0 +1,1 @@
+"""Manifests and reports of export runs (edgekit.json, report.md / .json / .png)."""

@@ -1,0 +1,85 @@
+"""The ``edgekit.json`` manifest: what was exported, from what, and how each artifact measured.
+
+Apps and the on-device benchmark read it for the input spec, labels and file names; ``edgekit
+bench`` updates ``latency_ms``. The evaluation gate's verdict is stored per artifact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from importlib import metadata
+from pathlib import Path
+
+from edgekit.config import EvaluationSection
+
+MANIFEST = "edgekit.json"
+LIBRARIES = ("edgekit", "tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert",
+             "onnxruntime", "onnx", "openvino", "nncf", "tokenizers")
+
+
+def versions() -> dict[str, str | None]:
+    out = {}
+    for name in LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def gate(artifact: dict, reference: dict, evaluation: EvaluationSection) -> list[str]:
+    """Reasons ``artifact`` fails the recipe's evaluation gate ([] = passes)."""
+    if artifact["status"] != "ok":
+        return ["export failed"]
+    m, reasons = artifact["metrics"], []
+    if "accuracy" in m and evaluation.min_accuracy is not None and m["accuracy"] < evaluation.min_accuracy:
+        reasons.append(f"accuracy {m['accuracy']:.4f} < min_accuracy {evaluation.min_accuracy}")
+    if "accuracy" in m and evaluation.max_accuracy_drop is not None:
+        drop = reference["accuracy"] - m["accuracy"]
+        if drop > evaluation.max_accuracy_drop + 1e-12:
+            reasons.append(f"accuracy drop {drop:.4f} > max_accuracy_drop {evaluation.max_accuracy_drop}")
+    if "agreement" in m and evaluation.min_agreement is not None and m["agreement"] < evaluation.min_agreement:
+        reasons.append(f"agreement {m['agreement']:.4f} < min_agreement {evaluation.min_agreement}")
+    if "cosine_mean" in m and evaluation.min_cosine is not None and m["cosine_mean"] < evaluation.min_cosine:
+        reasons.append(f"cosine_mean {m['cosine_mean']:.4f} < min_cosine {evaluation.min_cosine}")
+    return reasons
+
+
+def build_manifest(exporter, artifacts: list, facts: dict) -> dict:
+    """The manifest dict: versions, recipe, task, labels, input spec, model facts, artifacts."""
+    recipe, config = exporter.recipe, exporter.pretrained.config
+    reference = exporter.reference_metrics()
+    rows = []
+    for artifact in artifacts:
+        row = dataclasses.asdict(artifact)
+        row["gate"] = gate(row, reference, recipe.evaluation)
+        rows.append(row)
+    return {
+        "edgekit_manifest": 1,
+        "versions": versions(),
+        "recipe": json.loads(json.dumps(dataclasses.asdict(recipe), default=str)),
+        "task": config.task,
+        "labels": list(config.id2label),
+        "inputs": [{"name": n, "dtype": "int32", "shape": ["batch", "sequence"]} for n in exporter.names],
+        "output": {"name": "logits" if exporter.classify else "embedding",
+                   "dtype": "float32", "shape": ["batch", config.num_labels or config.hidden_size]},
+        "max_length": exporter.max_length,
+        "evaluation": {"split": recipe.evaluation.split, "examples": len(exporter.evaluation),
+                       "fp32_tensorflow": reference, "gate": recipe.evaluation.gate.value},
+        **facts,
+        "artifacts": rows,
+    }
+
+
+def write_reports(folder: Path, manifest: dict) -> None:
+    from edgekit.report.tables import write_markdown, write_plot
+
+    text = json.dumps(manifest, indent=2, default=str) + "\n"
+    (folder / MANIFEST).write_text(text)
+    report = {"evaluation": manifest["evaluation"], "artifacts": [
+        {k: a[k] for k in ("format", "precision", "status", "error", "bytes", "metrics", "latency_ms", "gate")}
+        for a in manifest["artifacts"]]}
+    (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_markdown(folder / "report.md", manifest)
+    write_plot(folder / "report.png", manifest)

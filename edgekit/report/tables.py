@@ -1,0 +1,60 @@
+"""report.md (one row per artifact) and report.png (accuracy or cosine vs latency)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _score(manifest: dict, artifact: dict) -> tuple[str, float | None, float | None]:
+    """(metric name, value, Δ vs the fp32 TensorFlow model) for the report."""
+    ref = manifest["evaluation"]["fp32_tensorflow"]
+    m = artifact.get("metrics") or {}
+    for key in ("accuracy", "agreement", "cosine_mean"):
+        if key in m:
+            return key, m[key], m[key] - ref[key] if key in ref else None
+    return "", None, None
+
+
+def write_markdown(path: Path, manifest: dict) -> None:
+    ev = manifest["evaluation"]
+    lines = [f"# edgekit export: {manifest['recipe']['name']}", "",
+             f"Task {manifest['task']}; evaluated on the `{ev['split']}` split ({ev['examples']} texts) with each "
+             f"artifact's own runtime; latency: batch 1, natural length, p50 on this host.", "",
+             "| format | precision | status | size MB | metric | value | Δ vs fp32 TF | p50 ms | runtime |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for a in manifest["artifacts"]:
+        name, value, delta = _score(manifest, a)
+        ok = a["status"] == "ok" and not a["gate"]
+        status = "✅" if ok else "❌ " + "; ".join(a["gate"] or [a.get("error") or "failed"])
+        lines.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+            a["format"], a["precision"], status, f"{a['bytes'] / 1e6:.2f}" if a["bytes"] else "–", name or "–",
+            f"{value:.4f}" if value is not None else "–", f"{delta:+.4f}" if delta is not None else "–",
+            f"{a['latency_ms']['p50']:.2f}" if a.get("latency_ms") else "–", a.get("runtime") or "–"))
+    reference = ", ".join(f"{k} {v:.4f}" for k, v in ev["fp32_tensorflow"].items())
+    lines += ["", f"fp32 TensorFlow reference: {reference}."]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_plot(path: Path, manifest: dict) -> None:
+    """Score vs p50 latency, marker area proportional to file size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    name = ""
+    for a in manifest["artifacts"]:
+        name, value, _ = _score(manifest, a)
+        if a["status"] != "ok" or value is None:
+            continue
+        ax.scatter(a["latency_ms"]["p50"], value, s=20 + a["bytes"] / 2e5, alpha=0.6)
+        ax.annotate(f"{a['format']} {a['precision']}", (a["latency_ms"]["p50"], value), fontsize=7,
+                    xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel("p50 latency, batch 1, natural length (ms, this host)")
+    ax.set_ylabel(name or "score")
+    ax.set_title(f"{manifest['recipe']['name']}: marker size = file size")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,108 @@
+"""`edgekit export` end to end on the toy task: manifest, reports, gate, atomic output."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from toy_data import write_recipe, write_toy_task
+from edgekit.cli import main
+
+BODY = """finetune: {epochs: 4, batch_size: 16, learning_rate: 3.0e-3}
+quantize: {calibration_samples: 32}
+export:
+  targets:
+    - {format: openvino, precision: fp32}
+    - {format: openvino, precision: fp16}
+    - {format: openvino, precision: int8-static}
+evaluation: {split: test, max_accuracy_drop: 0.05, min_agreement: 0.9%s}
+"""
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    toy = write_toy_task(tmp_path_factory.mktemp("toy"))
+    recipe = write_recipe(toy, BODY % "")
+    out, cache = toy / "out", toy / "cache"
+    result = CliRunner().invoke(main, ["export", str(recipe), "--out", str(out), "--cache", str(cache),
+                                       "--threads", "1", "--quiet"])
+    return toy, out, cache, result
+
+
+def test_export_writes_artifacts_manifest_and_reports(exported):
+    toy, out, _, result = exported
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "edgekit.json").read_text())
+    assert manifest["task"] == "text-classification" and manifest["labels"] == ["negative", "positive"]
+    assert (out / "labels.txt").read_text().split() == ["negative", "positive"]
+    assert {"tokenizer.json", "vocab.txt"} <= set(manifest["tokenizer"])
+    assert [i["name"] for i in manifest["inputs"]] == ["input_ids", "attention_mask", "token_type_ids"]
+    assert manifest["student"]["stage"] == "finetune" and manifest["student"]["metrics"]["test_accuracy"] >= 0.9
+    reference = manifest["evaluation"]["fp32_tensorflow"]
+    assert reference["agreement"] == 1.0 and reference["accuracy"] >= 0.9
+    rows = {a["precision"]: a for a in manifest["artifacts"]}
+    assert set(rows) == {"fp32", "fp16", "int8-static"}
+    for row in rows.values():
+        assert row["status"] == "ok" and row["gate"] == []
+        main_file = out / row["path"]
+        assert hashlib.sha256(main_file.read_bytes()).hexdigest() == row["sha256"]
+        assert row["bytes"] == sum((out / f).stat().st_size for f in row["files"])
+        assert row["latency_ms"]["p50"] > 0 and row["runtime"].startswith("openvino")
+    assert rows["fp32"]["metrics"]["agreement"] == 1.0
+    assert abs(rows["fp32"]["metrics"]["accuracy"] - reference["accuracy"]) < 1e-9
+    weights = {k: (out / rows[k]["files"][1]).stat().st_size for k in ("fp16", "fp32")}  # the .bin files
+    assert weights["fp16"] < 0.6 * weights["fp32"]
+    report = (out / "report.md").read_text()
+    assert report.count("| openvino |") == 3 and "✅" in report
+    assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((out / "report.json").read_text())["artifacts"][0]["format"] == "openvino"
+    assert "wrote" in result.output
+
+
+def _noisy_recipe(toy, gate_mode: str):
+    """The toy recipe evaluated on a test split with every 4th label flipped (accuracy ~0.75)."""
+    lines = (toy / "test.tsv").read_text().splitlines()
+    flipped = [f"{t}\t{1 - int(y)}" if i % 4 == 0 else f"{t}\t{y}"
+               for i, (t, y) in enumerate(line.split("\t") for line in lines[1:])]
+    (toy / "noisy.tsv").write_text("\n".join([lines[0], *flipped]) + "\n")
+    recipe = write_recipe(toy, BODY % f", min_accuracy: 0.9, gate: {gate_mode}")
+    recipe.write_text(recipe.read_text().replace("test: test.tsv", "test: noisy.tsv"))
+    return recipe
+
+
+def test_gate_failure_exits_1_unless_warn(exported):
+    toy, _, cache, _ = exported
+    result = CliRunner().invoke(main, ["export", str(_noisy_recipe(toy, "enforce")), "--out", str(toy / "strict"),
+                                       "--cache", str(cache), "--quiet", "--targets", "openvino"])
+    assert result.exit_code == 1, result.output
+    assert "3 artifact(s) failed or missed the evaluation gate" in result.output
+    report = (toy / "strict" / "report.md").read_text()
+    assert report.count("❌ accuracy 0.") == 3 and "< min_accuracy 0.9" in report
+    result = CliRunner().invoke(main, ["export", str(_noisy_recipe(toy, "warn")), "--out", str(toy / "warn"),
+                                       "--cache", str(cache), "--quiet"])
+    assert result.exit_code == 0 and "(gate: warn)" in result.output
+
+
+def test_a_failed_run_leaves_the_previous_output_untouched(exported, monkeypatch):
+    toy, out, cache, _ = exported
+    before = sorted(p.name for p in out.iterdir())
+    import edgekit.report.manifest as manifest
+
+    def broken(folder, data):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(manifest, "write_reports", broken)
+    recipe = toy / "recipe.yaml"
+    result = CliRunner().invoke(main, ["export", str(recipe), "--out", str(out), "--cache", str(cache), "--quiet"])
+    assert result.exit_code != 0
+    assert sorted(p.name for p in out.iterdir()) == before
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".out.")]  # no temp folder left
+
+
+def test_unknown_target_format_is_a_usage_error(exported):
+    toy, *_ = exported
+    result = CliRunner().invoke(main, ["export", str(toy / "recipe.yaml"), "--targets", "coreml"])
+    assert result.exit_code == 2 and "expected a comma-separated list of tflite, onnx, openvino" in result.output
