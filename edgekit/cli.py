@@ -185,3 +185,11 @@ def export(recipe, model_dir, data_dir, targets, out, cache_dir, threads, quiet)
         if outcome.gate_enforced:
             raise click.ClickException(message)
         click.echo(f"warning: {message} (gate: warn)", err=True)
+
+
+@main.command()
+def formats() -> None:
+    """List every export format and precision (the table that drives export, tests and docs)."""
+    from edgekit.config.formats import markdown_table
+
+    click.echo(markdown_table())

@@ -19,3 +19,9 @@ def test_ci_runs_readme_install_and_test_commands():
     assert len(install) == 1 and len(test) == 1
     assert install[0] in ci
     assert any(line.startswith(test[0]) for line in ci)
+
+
+def test_readme_format_table_is_the_format_table():
+    from edgekit.config.formats import markdown_table
+
+    assert markdown_table() in (REPO / "README.md").read_text(encoding="utf-8")

@@ -60,3 +60,12 @@ def find(fmt: Format, precision: Precision) -> FormatRow | None:
 
 def precisions(fmt: Format) -> tuple[Precision, ...]:
     return tuple(r.precision for r in FORMATS if r.format is fmt)
+
+
+def markdown_table() -> str:
+    """README's format table (tests/test_repo.py keeps README equal to this)."""
+    lines = ["| format | precision | runtime | file | integer-only | calibrated | what |", "|---|---|---|---|---|---|---|"]
+    for r in FORMATS:
+        lines.append(f"| {r.format.value} | {r.precision.value} | {r.runtime.value} | `{r.suffix}` | "
+                     f"{'yes' if r.integer_only else 'no'} | {'yes' if r.calibrated else 'no'} | {r.description} |")
+    return "\n".join(lines)
