@@ -193,3 +193,77 @@ def formats() -> None:
     from edgekit.config.formats import markdown_table
 
     click.echo(markdown_table())
+
+
+def _seq_len(ctx, param, value: str):
+    if value == "natural":
+        return value
+    if not value.isdigit():
+        raise click.BadParameter(f"{value!r}: expected a token count or 'natural'")
+    return int(value)
+
+
+@main.command()
+@click.argument("target", type=click.Path(exists=True), required=False)
+@click.option("--device", default="x86-cpu", show_default=True, help="Device profile (see `edgekit devices`).")
+@click.option("--seq-len", default="natural", show_default=True, callback=_seq_len,
+              help="Tokens per input, or 'natural': each evaluation text at its own token count.")
+@click.option("--threads", type=int, help="Runtime threads [default: the profile's].")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False),
+              help="Result file [default: <export folder>/bench/<artifact>-<device>-<seq>.json].")
+@click.option("--on-host", is_flag=True, help="Device absent: measure on this host instead (labelled host).")
+@click.option("--min-runs", default=50, show_default=True, help="Timed calls at least.")
+@click.option("--min-seconds", default=2.0, show_default=True, help="Timed seconds at least.")
+@click.option("--compare", nargs=2, type=click.Path(exists=True, dir_okay=False), metavar="A.json B.json",
+              help="Print two result files (host and device) side by side instead.")
+def bench(target, device, seq_len, threads, json_path, on_host, min_runs, min_seconds, compare) -> None:
+    """Measure TARGET (an artifact, or an export folder: every artifact) with a device's settings.
+
+    Batch-1 latency p50/p90/p99/mean/min after warm-up, model load and first-inference time,
+    throughput, peak RSS and an energy estimate (p50 × the profile's nominal watts). A folder
+    run also writes each p50 into its edgekit.json (latency_ms). An absent device is an error
+    unless --on-host.
+    """
+    from pathlib import Path
+
+    from edgekit.bench.artifact import bench_artifact, bench_folder, default_json, settings
+    from edgekit.bench.show import artifact_table, compare_table, console, folder_table
+    from edgekit.ondevice.bench import write_json
+
+    if compare:
+        console().print(compare_table(*compare))
+        return
+    if target is None:
+        raise click.UsageError("give an artifact or export folder (or --compare A.json B.json)")
+    s = settings(device, on_host=on_host, threads=threads, seq_len=seq_len, min_runs=min_runs,
+                 min_seconds=min_seconds)
+    path = Path(target)
+    doc = bench_folder(path, s) if path.is_dir() else bench_artifact(path, s)
+    console().print(folder_table(doc) if path.is_dir() else artifact_table(doc))
+    out = Path(json_path) if json_path else default_json(path, s)
+    write_json(out, doc)
+    click.echo(f"wrote {out}")
+    failed = [r["artifact"] for r in doc.get("results", []) if r["status"] == "failed"]
+    if failed:
+        raise click.ClickException(f"{len(failed)} artifact(s) failed to run: {', '.join(failed)}")
+
+
+@main.command("bench-script")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to write the script.")
+def bench_script(out: str) -> None:
+    """Write the standalone on-device benchmark (numpy + one runtime, Python >= 3.9) to OUT,
+    with english-eval.tsv beside it for --seq-len natural."""
+    from pathlib import Path
+
+    from edgekit.bench.artifact import BUNDLED_TEXTS
+    from edgekit.ondevice import bench
+
+    script = Path(out)
+    for source, dest in ((Path(bench.__file__), script), (BUNDLED_TEXTS, script.parent / bench.TEXTS_FILE)):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        tmp.write_bytes(source.read_bytes())
+        tmp.chmod(0o755 if dest == script else 0o644)
+        tmp.replace(dest)
+        click.echo(f"wrote {dest}")
+    click.echo(f"on the device: python3 {script.name} EXPORT_FOLDER_OR_ARTIFACT --seq-len natural --json result.json")

@@ -1,0 +1,594 @@
+#!/usr/bin/env python3
+"""edgekit's on-device benchmark: one file, numpy + one runtime, Python >= 3.9.
+
+Copy it (``edgekit bench-script --out bench.py``) with an edgekit export folder to the device:
+
+    python3 bench.py OUT/tflite-int8-full.tflite --seq-len natural --threads 4
+    python3 bench.py OUT --seq-len 128 --delegate edgetpu --watts 2 --power-source "Coral datasheet"
+
+Runtimes: ai_edge_litert or tflite_runtime (.tflite, optional Edge TPU delegate), onnxruntime
+(.onnx), openvino (.xml). It never imports TensorFlow or edgekit. ``edgekit bench`` imports
+this module for its sampler, inputs and JSON, so host and device results share one schema
+(``SCHEMA``; ``validate``) and ``edgekit bench --compare A.json B.json`` can line them up.
+Latency: batch 1, ``time.perf_counter_ns``, milliseconds; energy = p50 ms x nominal watts (mJ),
+an estimate; peak RSS of the process in MB (VmHWM, reset before loading the artifact when Linux
+allows it) and the RSS just before the load, so peak - before is what the artifact added.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import itertools
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+MANIFEST = "edgekit.json"
+TEXTS_FILE = "english-eval.tsv"  # written next to this script by `edgekit bench-script`
+EDGETPU_LIBS = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}
+RUNTIME_PACKAGES = ("ai-edge-litert", "tflite-runtime", "onnxruntime", "openvino", "numpy", "tokenizers")
+MAX_TEXTS = 100  # natural length cycles through at most this many texts
+
+
+class BenchError(Exception):
+    """A user-facing problem (missing file, absent device, bad option): one line, exit 1."""
+
+
+# -- the sampler ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LatencyStats:
+    runs: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    min_ms: float
+
+    @classmethod
+    def from_samples(cls, samples_ms) -> "LatencyStats":
+        s = np.asarray(samples_ms, dtype=np.float64)
+        p50, p90, p99 = np.percentile(s, [50, 90, 99])
+        return cls(len(s), float(p50), float(p90), float(p99), float(s.mean()), float(s.min()))
+
+    def to_json(self) -> dict:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def measure(fn: Callable[[], object], *, warmup: int = 3, min_runs: int = 20, min_seconds: float = 1.0,
+            max_runs: int = 100_000) -> LatencyStats:
+    """Call ``fn`` ``warmup`` times untimed, then time it until ``min_runs`` and ``min_seconds``."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    deadline = time.perf_counter_ns() + int(min_seconds * 1e9)
+    while len(samples) < max_runs and (len(samples) < min_runs or time.perf_counter_ns() < deadline):
+        start = time.perf_counter_ns()
+        fn()
+        samples.append((time.perf_counter_ns() - start) / 1e6)
+    return LatencyStats.from_samples(samples)
+
+
+# -- memory and machine facts --------------------------------------------------------------------
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (Linux >= 4.0) so the next reading covers what follows."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _status_mb(key: str) -> float | None:
+    """A ``/proc/self/status`` figure (VmRSS: now, VmHWM: peak) in MB; None off Linux."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+def peak_rss_mb() -> float | None:
+    peak = _status_mb("VmHWM")
+    if peak is not None:
+        return peak
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1 << 20) if sys.platform == "darwin" else peak / 1024, 1)
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        for key in ("model name", "Model", "Hardware"):
+            value = next((v.strip() for k, v in fields.items() if k.strip() == key), None)
+            if value:
+                return value
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_facts() -> dict:
+    runtimes = {}
+    for name in RUNTIME_PACKAGES:
+        try:
+            runtimes[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            runtimes[name] = None
+    return {"cpu": cpu_model(), "cores": os.cpu_count() or 0, "os": platform.platform(),
+            "python": platform.python_version(), "machine": platform.machine(), "runtimes": runtimes}
+
+
+# -- the export folder ---------------------------------------------------------------------------
+
+def read_manifest(folder: Path) -> dict:
+    path = Path(folder) / MANIFEST
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BenchError(f"{path}: no manifest; benchmark an artifact inside an edgekit export folder") from None
+    except json.JSONDecodeError as err:
+        raise BenchError(f"{path}: invalid JSON ({err.msg} at line {err.lineno})") from None
+
+
+def artifact_entry(manifest: dict, path: Path) -> dict:
+    """The manifest row of ``path`` (an Edge TPU build ``X_edgetpu.tflite`` maps to ``X.tflite``)."""
+    name = path.name.replace("_edgetpu.tflite", ".tflite")
+    for entry in manifest.get("artifacts", []):
+        if entry.get("path") == name:
+            return entry
+    known = ", ".join(a.get("path", "?") for a in manifest.get("artifacts", []))
+    raise BenchError(f"{path}: not listed in {MANIFEST} (artifacts: {known})")
+
+
+def artifact_file(folder: Path, entry: dict, edgetpu: bool) -> Path:
+    """The file to run for a manifest row: its Edge TPU build (``X_edgetpu.tflite``, written by
+    edgetpu_compiler next to ``X.tflite``) when running on an Edge TPU and one exists."""
+    path = Path(folder) / entry["path"]
+    compiled = path.with_name(f"{path.stem}_edgetpu.tflite")
+    return compiled if edgetpu and path.suffix == ".tflite" and compiled.is_file() else path
+
+
+def read_texts(path: Path, column: str = "sentence") -> list:
+    """Texts from a .tsv (the named column, or the first) or a one-text-per-line file."""
+    lines = [line for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not lines:
+        raise BenchError(f"{path}: no texts")
+    head = lines[0].split("\t")
+    index = head.index(column) if column in head else 0
+    rows = lines[1:] if column in head else lines
+    return [row.split("\t")[index] for row in rows if len(row.split("\t")) > index][:MAX_TEXTS]
+
+
+def natural_texts(manifest: dict, folder: Path, explicit: Path | None = None,
+                  fallbacks: tuple = ()) -> tuple:
+    """(texts, source): ``explicit``, else the export's evaluation texts, else ``fallbacks``."""
+    if explicit is not None:
+        return read_texts(explicit), Path(explicit).name
+    data = manifest.get("recipe", {}).get("data") or {}
+    split = manifest.get("evaluation", {}).get("split", "test")
+    candidates = [Path(data[split])] if data.get(split) and data.get("format") == "tsv" else []
+    candidates += [Path(folder) / TEXTS_FILE, *fallbacks]
+    for path in candidates:
+        if path.is_file():
+            return read_texts(path, data.get("text_column") or "sentence"), path.name
+    raise BenchError("--seq-len natural needs texts: the export's evaluation file is not here; pass --texts FILE "
+                     f"(one text per line or a .tsv), e.g. the {TEXTS_FILE} written by `edgekit bench-script`")
+
+
+def load_tokenizer(folder: Path):
+    """The export's tokenizer (``tokenizer.json``) or None when ``tokenizers`` is not installed."""
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        return None
+    path = Path(folder) / "tokenizer.json"
+    if not path.is_file():
+        raise BenchError(f"{path}: missing (the export folder's tokenizer)")
+    return Tokenizer.from_file(str(path))
+
+
+def vocab_size(folder: Path) -> int:
+    """From tokenizer.json or vocab.txt, without the tokenizers package."""
+    path = Path(folder) / "tokenizer.json"
+    if path.is_file():
+        return len(json.loads(path.read_text(encoding="utf-8"))["model"]["vocab"])
+    path = Path(folder) / "vocab.txt"
+    if path.is_file():
+        return len(path.read_text(encoding="utf-8").splitlines())
+    raise BenchError(f"{folder}: no tokenizer.json or vocab.txt to size synthetic token ids")
+
+
+def _sample(ids, names) -> dict:
+    ids = np.asarray(ids, dtype=np.int32)[None, :]
+    values = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    return {n: values[n] for n in names}
+
+
+def make_inputs(folder: Path, manifest: dict, seq_len, texts: tuple | None = None, tokenizer=None) -> tuple:
+    """(samples, info): batch-1 int32 input dicts with every token real (mask 1) and a summary.
+
+    ``seq_len`` an int: one input of exactly that many tokens (tokenized text when a tokenizer
+    is given, else synthetic ids); ``"natural"``: each text at its own token count."""
+    names = [i["name"] for i in manifest["inputs"]]
+    limit = int(manifest.get("max_length") or 512)
+    if seq_len == "natural":
+        if tokenizer is None:
+            raise BenchError("--seq-len natural needs the tokenizers package to count real tokens "
+                             "(pip install tokenizers), or pass --seq-len N for synthetic ids")
+        tokenizer.enable_truncation(max_length=limit)
+        tokenizer.no_padding()
+        samples = [_sample(e.ids, names) for e in tokenizer.encode_batch(list(texts[0]))]
+        source = f"tokenized {texts[1]} ({len(samples)} texts)"
+    else:
+        if not 2 <= seq_len <= limit:
+            raise BenchError(f"--seq-len {seq_len}: expected 2..{limit} (the export's max_length)")
+        if tokenizer is not None and texts:
+            tokenizer.enable_truncation(max_length=seq_len)
+            tokenizer.no_padding()
+            joined, ids = " ".join(texts[0]), []
+            for repeat in range(1, 65):
+                ids = tokenizer.encode(" ".join([joined] * repeat)).ids
+                if len(ids) >= seq_len:
+                    break
+            if len(ids) < seq_len:
+                raise BenchError(f"{texts[1]}: too little text for {seq_len} tokens")
+            samples, source = [_sample(ids, names)], f"tokenized {texts[1]}, first {seq_len} tokens"
+        else:
+            rng = np.random.default_rng(0)
+            size = vocab_size(folder)
+            samples = [_sample(rng.integers(min(1000, size // 2), size, seq_len), names)]
+            source = "synthetic ids (no tokenizers package)"
+    counts = [s[names[0]].shape[1] for s in samples]
+    info = {"mode": "natural" if seq_len == "natural" else "fixed",
+            "seq_len": None if seq_len == "natural" else seq_len, "samples": len(samples), "batch": 1,
+            "tokens_mean": round(float(np.mean(counts)), 2), "tokens_min": min(counts), "tokens_max": max(counts),
+            "source": source}
+    return samples, info
+
+
+# -- runtimes ------------------------------------------------------------------------------------
+
+def _fit_static(inputs: dict, shape) -> dict:
+    """Pad (mask 0) or truncate [1, n] inputs to a fixed [B, S] artifact shape."""
+    rows, seq = shape
+    return {n: np.pad(v[:, :seq], ((0, rows - v.shape[0]), (0, max(seq - v.shape[1], 0)))) for n, v in inputs.items()}
+
+
+class Runner:
+    """``runner(inputs)``: int32 [1, S] arrays by name -> float32 output; ``runtime`` names it."""
+
+    def __init__(self, call, runtime: str, static_shape=None):
+        self._call, self.runtime, self.static_shape = call, runtime, static_shape
+
+    def __call__(self, inputs: dict) -> np.ndarray:
+        if self.static_shape is not None:
+            inputs = _fit_static(inputs, self.static_shape)
+        return self._call(inputs)
+
+
+def load_delegate(name: str):
+    try:
+        from ai_edge_litert.interpreter import load_delegate as load
+    except ImportError:
+        from tflite_runtime.interpreter import load_delegate as load
+    import ctypes
+
+    library = EDGETPU_LIBS.get(platform.system(), "libedgetpu.so.1") if name == "edgetpu" else name
+    try:
+        ctypes.CDLL(library)  # fails cleanly; a failed load_delegate also prints noise from its __del__
+        return load(library)
+    except (ValueError, OSError) as err:
+        raise BenchError(f"delegate {library} could not be loaded ({str(err).strip().splitlines()[0]}): "
+                         "is the Edge TPU runtime installed and the device plugged in?") from None
+
+
+def _load_tflite(path: Path, threads: int, delegate: str | None) -> Runner:
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+        runtime = f"ai-edge-litert {metadata.version('ai-edge-litert')}"
+    except ImportError:
+        from tflite_runtime.interpreter import Interpreter
+        runtime = f"tflite-runtime {metadata.version('tflite-runtime')}"
+    delegates = [load_delegate(delegate)] if delegate else None
+    interp = Interpreter(model_path=str(path), num_threads=threads, experimental_delegates=delegates)
+    inputs = {d["name"].replace("serving_default_", "").split(":")[0]: d for d in interp.get_input_details()}
+    out = interp.get_output_details()[0]
+    scale, zero = out["quantization"]  # (0.0, 0) for a float output
+    signature = np.asarray(next(iter(inputs.values()))["shape_signature"])
+    static = tuple(int(d) for d in signature) if (signature > 0).all() else None
+    interp.allocate_tensors()
+    current = [None]
+
+    def call(batch: dict) -> np.ndarray:
+        shape = next(iter(batch.values())).shape
+        if static is None and shape != current[0]:
+            for name in batch:
+                interp.resize_tensor_input(inputs[name]["index"], list(shape))
+            interp.allocate_tensors()
+            current[0] = shape
+        for name, value in batch.items():
+            interp.set_tensor(inputs[name]["index"], np.ascontiguousarray(value, dtype=np.int32))
+        interp.invoke()
+        result = interp.get_tensor(out["index"])
+        return (result.astype(np.float32) - zero) * scale if scale else result.astype(np.float32)
+
+    return Runner(call, runtime + (f" + {delegate}" if delegate else ""), static)
+
+
+def _load_onnx(path: Path, threads: int) -> Runner:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    shape = session.get_inputs()[0].shape
+    static = tuple(shape) if all(isinstance(d, int) for d in shape) else None
+    output = session.get_outputs()[0].name
+    return Runner(lambda feed: np.asarray(session.run([output], feed)[0], dtype=np.float32),
+                  f"onnxruntime {ort.__version__}", static)
+
+
+def _load_openvino(path: Path, threads: int, device: str) -> Runner:
+    import openvino as ov
+
+    core = ov.Core()
+    if device not in core.available_devices:
+        raise BenchError(f"OpenVINO device {device} is not present here "
+                         f"(available: {', '.join(core.available_devices)})")
+    model = core.read_model(str(path))
+    config = {"PERFORMANCE_HINT": "LATENCY"}
+    if device == "CPU":
+        config.update(INFERENCE_NUM_THREADS=threads, INFERENCE_PRECISION_HINT="f32")
+    request = core.compile_model(model, device, config).create_infer_request()
+    shape = model.inputs[0].get_partial_shape()
+    static = tuple(shape.to_shape()) if shape.is_static else None
+    return Runner(lambda feed: np.asarray(next(iter(request.infer(feed).values())), dtype=np.float32),
+                  f"openvino {ov.get_version().split('-')[0]} ({device})", static)
+
+
+RUNTIME_MODULES = {".tflite": ("ai_edge_litert.interpreter", "tflite_runtime.interpreter"), ".onnx": ("onnxruntime",),
+                   ".xml": ("openvino",)}
+
+
+def import_runtime(path: Path) -> str:
+    """Import the artifact's runtime library now, so that the timed model load excludes it."""
+    import importlib
+
+    modules = RUNTIME_MODULES.get(Path(path).suffix, ())
+    for i, name in enumerate(modules):
+        try:
+            importlib.import_module(name)
+            return name
+        except ImportError:
+            if i == len(modules) - 1:
+                raise
+    raise BenchError(f"{path}: expected a .tflite, .onnx or .xml (OpenVINO IR) artifact")
+
+
+def load_artifact(path: Path, threads: int, delegate: str | None = None, openvino_device: str = "CPU") -> Runner:
+    suffix = Path(path).suffix
+    if suffix == ".tflite":
+        return _load_tflite(Path(path), threads, delegate)
+    if suffix == ".onnx":
+        return _load_onnx(Path(path), threads)
+    if suffix == ".xml":
+        return _load_openvino(Path(path), threads, openvino_device)
+    raise BenchError(f"{path}: expected a .tflite, .onnx or .xml (OpenVINO IR) artifact")
+
+
+# -- one measurement and its JSON ----------------------------------------------------------------
+
+def benchmark(load: Callable[[], object], samples: list, *, warmup: int = 10, min_runs: int = 50,
+              min_seconds: float = 2.0) -> tuple:
+    """(runner, figures): load time (the runtime library already imported), first call, then
+    ``measure`` cycling through ``samples``; peak RSS is the process's from the load on."""
+    scoped = reset_peak_rss()
+    before = _status_mb("VmRSS")
+    start = time.perf_counter_ns()
+    runner = load()
+    load_ms = (time.perf_counter_ns() - start) / 1e6
+    cycle = itertools.cycle(samples)
+    start = time.perf_counter_ns()
+    runner(next(cycle))
+    first_ms = (time.perf_counter_ns() - start) / 1e6
+    stats = measure(lambda: runner(next(cycle)), warmup=warmup, min_runs=min_runs, min_seconds=min_seconds)
+    return runner, {"runtime": runner.runtime, "load_ms": round(load_ms, 3), "first_inference_ms": round(first_ms, 3),
+                    "latency_ms": stats.to_json(), "throughput_per_s": round(1000.0 / stats.mean_ms, 2),
+                    "peak_rss_mb": peak_rss_mb(), "peak_rss_scope": "since load" if scoped else "process",
+                    "rss_before_load_mb": before}
+
+
+def energy(p50_ms: float, watts: float | None, source: str | None) -> dict:
+    """Energy per inference estimate: p50 ms x nominal W = mJ (None without a power figure)."""
+    return {"mj_per_inference": round(p50_ms * watts, 3) if watts else None, "watts": watts,
+            "source": source or "no power figure given", "estimate": True}
+
+
+def result_document(entry: dict, *, status: str, where: str, profile: str | None, threads: int,
+                    accelerator: str | None, measured: dict | None = None, inputs: dict | None = None,
+                    power: tuple = (None, None), error: str | None = None) -> dict:
+    """One artifact's result (``SCHEMA``); ``entry`` is its manifest row."""
+    doc = {"edgekit_bench": SCHEMA_VERSION, "status": status, "error": error, "artifact": entry["path"],
+           "format": entry["format"], "precision": entry["precision"], "shapes": entry.get("shapes", "dynamic"),
+           "bytes": int(entry.get("bytes") or 0), "metrics": entry.get("metrics") or {}, "where": where,
+           "profile": profile, "threads": threads, "accelerator": accelerator,
+           "started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "facts": device_facts()}
+    if status == "ok":
+        doc.update(measured, inputs=inputs, energy=energy(measured["latency_ms"]["p50_ms"], *power))
+    return doc
+
+
+OPT_STR, NUM, OPT_NUM = (str, type(None)), (int, float), (int, float, type(None))
+SCHEMA = {
+    "edgekit_bench": int, "status": ("ok", "failed", "skipped"), "error": OPT_STR, "artifact": str, "format": str,
+    "precision": str, "shapes": ("dynamic", "static"), "bytes": int, "metrics": dict, "where": ("host", "device"),
+    "profile": OPT_STR, "threads": int, "accelerator": OPT_STR, "started_utc": str,
+    "facts": {"cpu": str, "cores": int, "os": str, "python": str, "machine": str, "runtimes": dict},
+}
+MEASURED_SCHEMA = {
+    "runtime": str, "load_ms": NUM, "first_inference_ms": NUM, "throughput_per_s": NUM, "peak_rss_mb": OPT_NUM,
+    "peak_rss_scope": ("since load", "process"), "rss_before_load_mb": OPT_NUM,
+    "latency_ms": {"runs": int, "p50_ms": NUM, "p90_ms": NUM, "p99_ms": NUM, "mean_ms": NUM, "min_ms": NUM},
+    "inputs": {"mode": ("fixed", "natural"), "seq_len": (int, type(None)), "samples": int, "batch": int,
+               "tokens_mean": NUM, "tokens_min": int, "tokens_max": int, "source": str},
+    "energy": {"mj_per_inference": OPT_NUM, "watts": OPT_NUM, "source": str, "estimate": bool},
+}
+
+
+def _check(value, rule, where: str) -> list:
+    if isinstance(rule, dict):
+        if not isinstance(value, dict):
+            return [f"{where}: expected an object"]
+        missing = [f"{where}.{k}: missing" for k in rule if k not in value]
+        return missing + [p for k, r in rule.items() if k in value for p in _check(value[k], r, f"{where}.{k}")]
+    if isinstance(rule, tuple) and all(isinstance(r, str) for r in rule):
+        return [] if value in rule else [f"{where}: expected one of {', '.join(rule)}, got {value!r}"]
+    ok = isinstance(value, rule) and not (isinstance(value, bool) and rule in (int, NUM, OPT_NUM))
+    return [] if ok else [f"{where}: expected {rule}, got {type(value).__name__}"]
+
+
+def validate(doc: dict) -> list:
+    """Schema problems of a result document, or of each result in a folder document ([] = valid)."""
+    if "results" in doc:
+        return [p for i, r in enumerate(doc["results"]) for p in validate_result(r, f"results[{i}]")]
+    return validate_result(doc, "$")
+
+
+def validate_result(doc: dict, where: str = "$") -> list:
+    problems = _check(doc, SCHEMA, where)
+    if not problems and doc["status"] == "ok":
+        problems = _check(doc, MEASURED_SCHEMA, where)
+        stats = doc["latency_ms"]
+        if not problems and not 0 < stats["min_ms"] <= stats["p50_ms"] <= stats["p90_ms"] <= stats["p99_ms"]:
+            problems.append(f"{where}.latency_ms: expected 0 < min <= p50 <= p90 <= p99")
+    return problems
+
+
+def write_json(path: Path, doc: dict) -> None:
+    """Write atomically: a temporary sibling renamed into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def default_json_path(folder: Path, stem: str, where: str, profile: str | None, seq_len) -> Path:
+    """``<export>/bench/<stem>-<profile or where>[-host]-<seq128 | natural>.json``."""
+    tag = (profile or "device") + ("-host" if where == "host" else "")
+    return Path(folder) / "bench" / f"{stem}-{tag}-{'natural' if seq_len == 'natural' else f'seq{seq_len}'}.json"
+
+
+# -- command line (on the device) ----------------------------------------------------------------
+
+def _seq_len(value: str):
+    if value == "natural":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'natural', got {value!r}") from None
+
+
+def run(args) -> dict:
+    target = Path(args.path)
+    folder = target if target.is_dir() else target.parent
+    if not target.exists():
+        raise BenchError(f"{target}: no such file or folder")
+    manifest = read_manifest(folder)
+    entries = list(manifest["artifacts"]) if target.is_dir() else [artifact_entry(manifest, target)]
+    tokenizer = load_tokenizer(folder)
+    texts = None
+    if tokenizer is not None or args.seq_len == "natural":
+        here = Path(__file__).resolve().parent / TEXTS_FILE
+        texts = natural_texts(manifest, folder, args.texts, (here,))
+    samples, inputs = make_inputs(folder, manifest, args.seq_len, texts, tokenizer)
+    accelerator = args.delegate if args.delegate else (args.openvino_device if args.openvino_device != "CPU" else None)
+    results = []
+    for entry in entries:
+        path = artifact_file(folder, entry, "edgetpu" in (args.delegate or "")) if target.is_dir() else target
+        common = dict(where="device", profile=args.profile, threads=args.threads, accelerator=accelerator)
+        if entry.get("status") != "ok":
+            results.append(result_document(entry, status="skipped", error="export failed", **common))
+            continue
+        try:
+            import_runtime(path)
+            _, measured = benchmark(lambda: load_artifact(path, args.threads, args.delegate, args.openvino_device),
+                                    samples, min_runs=args.min_runs, min_seconds=args.min_seconds)
+        except ImportError as err:
+            results.append(result_document(entry, status="skipped", error=f"runtime not installed: {err}", **common))
+            continue
+        except BenchError:
+            raise
+        except Exception as err:  # one artifact failing does not stop the others
+            message = (str(err).strip().splitlines() or [""])[0]
+            results.append(result_document(entry, status="failed", error=f"{type(err).__name__}: {message}", **common))
+            print(f"{entry['path']}: failed: {results[-1]['error']}", file=sys.stderr)
+            continue
+        results.append(result_document(entry, status="ok", measured=measured, inputs=inputs,
+                                       power=(args.watts, args.power_source), **common))
+        r = results[-1]
+        print(f"{entry['path']}: p50 {r['latency_ms']['p50_ms']:.2f} ms  p99 {r['latency_ms']['p99_ms']:.2f} ms  "
+              f"{r['throughput_per_s']:.1f}/s  load {r['load_ms']:.0f} ms  RSS {r['peak_rss_mb']} MB  ({r['runtime']}; "
+              f"{inputs['source']}, {inputs['tokens_mean']} tokens)")
+    if not target.is_dir():
+        return results[0]
+    return {"edgekit_bench_folder": SCHEMA_VERSION, "folder": str(folder), "results": results}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("path", help="an artifact (.tflite/.onnx/.xml) or an export folder with edgekit.json")
+    parser.add_argument("--seq-len", type=_seq_len, default="natural", help="tokens per input, or 'natural'")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--delegate", help="LiteRT delegate: 'edgetpu' (libedgetpu) or a library path")
+    parser.add_argument("--openvino-device", default="CPU", help="OpenVINO device, e.g. NPU")
+    parser.add_argument("--texts", type=Path, help=f"texts for natural length [default: the export's, or {TEXTS_FILE}]")
+    parser.add_argument("--profile", help="the device profile's name, recorded in the JSON (e.g. rpi4)")
+    parser.add_argument("--watts", type=float, help="nominal active power for the energy estimate")
+    parser.add_argument("--power-source", help="where the --watts figure comes from")
+    parser.add_argument("--min-runs", type=int, default=50)
+    parser.add_argument("--min-seconds", type=float, default=2.0)
+    parser.add_argument("--json", type=Path, help="output [default: <export>/bench/<name>-device-<seq>.json]")
+    args = parser.parse_args(argv)
+    try:
+        doc = run(args)
+    except BenchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    target = Path(args.path)
+    stem = "all" if target.is_dir() else target.stem
+    out = args.json or default_json_path(target if target.is_dir() else target.parent, stem, "device",
+                                         args.profile, args.seq_len)
+    write_json(out, doc)
+    print(f"wrote {out}")
+    failed = [r for r in doc.get("results", [doc]) if r["status"] == "failed"]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

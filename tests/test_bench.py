@@ -1,0 +1,254 @@
+"""`edgekit bench`, the on-device script and --compare, on a tiny exported classifier (static
+[1, 16] tflite fp32, dynamic onnx fp32).
+
+The script runs in a subprocess with ``python -I`` and must not import TensorFlow or edgekit;
+its JSON must validate against the schema ``edgekit bench`` writes. Absent devices are
+one-line errors; --on-host labels every figure; a folder run updates edgekit.json.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from toy_data import write_recipe, write_toy_task
+from edgekit.cli import main
+from edgekit.ondevice import bench as ondevice
+
+BODY = """export:
+  seq_len: 16
+  targets:
+    - {format: tflite, precision: fp32, shapes: static}
+    - {format: onnx, precision: fp32}
+evaluation: {split: test}
+"""
+FAST = ["--min-runs", "10", "--min-seconds", "0.1"]
+SCRIPT = Path(ondevice.__file__)
+PY39 = Path("/root/.pyenv/versions/3.9.18/bin/python")
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory):
+    toy = write_toy_task(tmp_path_factory.mktemp("toy"), train=16, test=12)
+    out = toy / "out"
+    result = CliRunner().invoke(main, ["export", str(write_recipe(toy, BODY)), "--model", str(toy / "model"),
+                                       "--out", str(out), "--threads", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    return toy, out
+
+
+@pytest.fixture
+def folder(export, tmp_path):
+    """A fresh copy of the export folder (bench writes into it)."""
+    return Path(shutil.copytree(export[1], tmp_path / "out"))
+
+
+def _token_counts(export) -> list[int]:
+    from edgekit.models import TextTokenizer
+
+    toy, out = export
+    texts = [line.split("\t")[0] for line in (toy / "test.tsv").read_text().splitlines()[1:]]
+    return TextTokenizer(out).lengths(texts, 16)
+
+
+def _script(args: list[str], *, hide: tuple[str, ...] = ()) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """Run bench.py isolated (-I: no PYTHONPATH, no script dir on sys.path); also return which of
+    tensorflow / tf_keras / edgekit were imported when it exited. ``hide``: modules made unimportable."""
+    wrapper = ("import atexit, runpy, sys\n"
+               f"for name in {list(hide)!r}: sys.modules[name] = None\n"
+               "atexit.register(lambda: print('IMPORTED', sorted({m.split('.')[0] for m in sys.modules if sys.modules[m]}"
+               " & {'tensorflow', 'tf_keras', 'edgekit'})))\n"
+               f"sys.argv = ['bench.py'] + {args!r}\n"
+               f"runpy.run_path({str(SCRIPT)!r}, run_name='__main__')\n")
+    proc = subprocess.run([sys.executable, "-I", "-c", wrapper], capture_output=True, text=True, timeout=300)
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("IMPORTED"))
+    return proc, ast.literal_eval(line.split(" ", 1)[1])
+
+
+def test_script_runs_isolated_without_tensorflow_and_writes_the_bench_schema(export, folder):
+    proc, imported = _script([str(folder), "--seq-len", "natural", "--threads", "1", "--profile", "rpi4",
+                              "--watts", "6.4", "--power-source", "test figure", "--json", str(folder / "d.json"), *FAST])
+    assert proc.returncode == 0, proc.stderr
+    assert imported == []
+    doc = json.loads((folder / "d.json").read_text())
+    assert ondevice.validate(doc) == []
+    counts = _token_counts(export)
+    assert [r["artifact"] for r in doc["results"]] == ["tflite-fp32.tflite", "onnx-fp32.onnx"]
+    for r in doc["results"]:
+        assert r["status"] == "ok" and r["where"] == "device" and r["profile"] == "rpi4" and r["threads"] == 1
+        assert r["latency_ms"]["runs"] >= 10 and r["latency_ms"]["p50_ms"] > 0
+        assert r["inputs"]["samples"] == len(counts) and r["inputs"]["tokens_mean"] == round(np.mean(counts), 2)
+        assert (r["inputs"]["tokens_min"], r["inputs"]["tokens_max"]) == (min(counts), max(counts))
+        assert r["energy"]["mj_per_inference"] == round(r["latency_ms"]["p50_ms"] * 6.4, 3)
+        assert r["facts"]["cores"] == os.cpu_count() and r["facts"]["runtimes"]["numpy"] == np.__version__
+    assert [r["shapes"] for r in doc["results"]] == ["static", "dynamic"]
+    assert doc["results"][1]["runtime"].startswith("onnxruntime")
+
+
+def test_script_without_tokenizers_uses_synthetic_ids_and_says_so(folder):
+    proc, imported = _script([str(folder / "onnx-fp32.onnx"), "--seq-len", "12", "--threads", "1", *FAST],
+                             hide=("tokenizers",))
+    assert proc.returncode == 0, proc.stderr
+    out = folder / "bench" / "onnx-fp32-device-seq12.json"
+    doc = json.loads(out.read_text())
+    assert ondevice.validate(doc) == [] and imported == []
+    assert doc["inputs"]["source"] == "synthetic ids (no tokenizers package)"
+    assert (doc["inputs"]["tokens_min"], doc["inputs"]["tokens_max"], doc["inputs"]["mode"]) == (12, 12, "fixed")
+    proc, _ = _script([str(folder / "onnx-fp32.onnx"), "--seq-len", "natural"], hide=("tokenizers",))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == ["error: --seq-len natural needs the tokenizers package to count real "
+                                                "tokens (pip install tokenizers), or pass --seq-len N for synthetic ids"]
+
+
+def test_script_asks_for_an_absent_edge_tpu_plainly(folder):
+    proc, _ = _script([str(folder / "tflite-fp32.tflite"), "--seq-len", "8", "--delegate", "edgetpu"])
+    if proc.returncode == 0:
+        pytest.skip("an Edge TPU runtime is installed here")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1
+    assert lines[0].startswith("error: delegate libedgetpu.so.1 could not be loaded")
+
+
+def test_script_is_python39_and_imports_only_numpy_and_runtimes():
+    tree = ast.parse(SCRIPT.read_text())
+    roots = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    roots |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    third_party = roots - set(sys.stdlib_module_names)
+    assert third_party == {"numpy", "ai_edge_litert", "tflite_runtime", "onnxruntime", "openvino", "tokenizers"}
+    if PY39.exists():
+        proc = subprocess.run([str(PY39), "-c", f"import ast; ast.parse(open({str(SCRIPT)!r}).read())"],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+
+
+def test_bench_script_command_writes_the_module_and_texts(tmp_path):
+    result = CliRunner().invoke(main, ["bench-script", "--out", str(tmp_path / "dev" / "bench.py")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "dev" / "bench.py").read_bytes() == SCRIPT.read_bytes()
+    assert len(ondevice.read_texts(tmp_path / "dev" / "english-eval.tsv")) == 48
+
+
+def test_edgekit_bench_writes_the_same_schema_as_the_script(folder):
+    result = CliRunner().invoke(main, ["bench", str(folder / "tflite-fp32.tflite"), "--seq-len", "12", *FAST])
+    assert result.exit_code == 0, result.output
+    doc = json.loads((folder / "bench" / "tflite-fp32-x86-cpu-seq12.json").read_text())
+    assert ondevice.validate(doc) == [] and doc["where"] == "device" and doc["threads"] == 2
+    assert doc["inputs"]["source"] == "tokenized test.tsv, first 12 tokens" and doc["inputs"]["tokens_mean"] == 12
+    assert doc["energy"]["mj_per_inference"] == round(doc["latency_ms"]["p50_ms"] * 15.0, 3)
+    assert "per busy core" in doc["energy"]["source"] and "ESTIMATE" in result.output
+    proc, imported = _script([str(folder / "tflite-fp32.tflite"), "--seq-len", "12", "--profile", "x86-cpu",
+                              "--watts", "15", "--json", str(folder / "s.json"), *FAST])
+    assert proc.returncode == 0 and imported == [], proc.stderr
+
+    def shape(d):
+        return {k: shape(v) for k, v in d.items()} if isinstance(d, dict) and "runtimes" not in d else type(d).__name__
+
+    script_doc = json.loads((folder / "s.json").read_text())
+    assert shape({k: v for k, v in script_doc.items() if k != "metrics"}) == shape(
+        {k: v for k, v in doc.items() if k != "metrics"})
+
+
+@pytest.mark.parametrize("device, reason", [
+    ("rpi4", "rpi4 is an arm64 device and this host is x86_64"),
+    ("coral-usb", "the Edge TPU runtime libedgetpu.so.1 is not installed"),
+    ("intel-npu", "OpenVINO device NPU is not available"),
+])
+def test_absent_device_is_one_line_and_exit_1(folder, device, reason):
+    from edgekit.bench.presence import absent_reason
+    from edgekit.config import load_device
+
+    if absent_reason(load_device(device)) is None:
+        pytest.skip(f"{device} is present here")
+    result = CliRunner().invoke(main, ["bench", str(folder), "--device", device, *FAST])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: device {device} is not present: {reason}")
+    assert "--on-host" in lines[0] and not (folder / "bench").exists()
+
+
+def test_on_host_labels_every_figure_and_uses_the_profile_threads(folder):
+    result = CliRunner().invoke(main, ["bench", str(folder / "onnx-fp32.onnx"), "--device", "rpi4", "--on-host",
+                                       "--seq-len", "8", *FAST])
+    assert result.exit_code == 0, result.output
+    doc = json.loads((folder / "bench" / "onnx-fp32-rpi4-host-seq8.json").read_text())
+    assert (doc["where"], doc["profile"], doc["threads"], doc["accelerator"]) == ("host", "rpi4", 4, None)
+    assert "on this HOST in place of rpi4" in result.output
+    figures = [line for line in result.output.splitlines() if " ms " in line or "/s " in line or "MB" in line]
+    assert len(figures) >= 8 and all(" host " in line for line in figures)
+
+
+def test_edgekit_bench_does_not_import_tensorflow(folder):
+    code = ("import sys\nfrom edgekit.cli import main\n"
+            f"sys.argv = ['edgekit', 'bench', {str(folder / 'tflite-fp32.tflite')!r}, '--seq-len', '8', "
+            "'--min-runs', '5', '--min-seconds', '0.05']\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    print('exit', e.code)\n"
+            "print('imported', sorted({'tensorflow', 'tf_keras'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300).stdout
+    assert out.strip().splitlines()[-2:] == ["exit 0", "imported []"]
+
+
+def test_folder_run_updates_manifest_latency_and_skips_what_the_device_cannot_run(folder):
+    before = json.loads((folder / "edgekit.json").read_text())
+    result = CliRunner().invoke(main, ["bench", str(folder), "--seq-len", "8", "--threads", "1", *FAST])
+    assert result.exit_code == 0, result.output
+    doc = json.loads((folder / "bench" / "all-x86-cpu-seq8.json").read_text())
+    after = json.loads((folder / "edgekit.json").read_text())
+    assert ondevice.validate(doc) == [] and result.output.count("✅") == 2
+    for entry, r in zip(after["artifacts"], doc["results"]):
+        assert entry["latency_ms"]["p50"] == r["latency_ms"]["p50_ms"] and entry["latency_ms"]["seq_len"] == 8
+        assert entry["latency_ms"]["threads"] == 1 and entry["latency_ms"]["measured_by"] == "edgekit bench"
+        assert r["metrics"] == entry["metrics"]
+    strip = [{k: v for k, v in a.items() if k != "latency_ms"} for a in before["artifacts"]]
+    assert strip == [{k: v for k, v in a.items() if k != "latency_ms"} for a in after["artifacts"]]
+    assert {k: v for k, v in after.items() if k != "artifacts"} == {k: v for k, v in before.items() if k != "artifacts"}
+    assert not [p for p in folder.rglob(".*.tmp")]
+    result = CliRunner().invoke(main, ["bench", str(folder), "--device", "coral-usb", "--on-host", *FAST])
+    assert result.exit_code == 0, result.output
+    doc = json.loads((folder / "bench" / "all-coral-usb-host-natural.json").read_text())
+    assert [r["status"] for r in doc["results"]] == ["skipped", "skipped"]
+    assert doc["results"][0]["error"] == "coral-usb does not run tflite fp32 (it runs tflite int8-full/int8-qat)"
+    assert json.loads((folder / "edgekit.json").read_text()) == after
+
+
+def test_bad_seq_len_and_unknown_artifact_are_one_line_errors(folder):
+    result = CliRunner().invoke(main, ["bench", str(folder / "onnx-fp32.onnx"), "--seq-len", "64"])
+    assert result.exit_code == 1 and result.output.strip() == (
+        "Error: --seq-len 64: expected 2..16 (the export's max_length)")
+    (folder / "other.onnx").write_bytes((folder / "onnx-fp32.onnx").read_bytes())
+    result = CliRunner().invoke(main, ["bench", str(folder / "other.onnx")])
+    assert result.exit_code == 1 and "other.onnx: not listed in edgekit.json" in result.output
+
+
+def test_compare_puts_host_and_device_side_by_side(folder):
+    for args in (["--device", "rpi4", "--on-host", "--json", str(folder / "a.json")], ["--json", str(folder / "b.json")]):
+        result = CliRunner().invoke(main, ["bench", str(folder / "onnx-fp32.onnx"), "--seq-len", "8", *FAST, *args])
+        assert result.exit_code == 0, result.output
+    a, b = (json.loads((folder / f"{n}.json").read_text()) for n in ("a", "b"))
+    result = CliRunner().invoke(main, ["bench", "--compare", str(folder / "a.json"), str(folder / "b.json")])
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "onnx-fp32.onnx" in line)
+    assert f"{a['latency_ms']['p50_ms']:.2f} host" in row and f"{b['latency_ms']['p50_ms']:.2f} " in row
+    assert f" {b['latency_ms']['p50_ms'] / a['latency_ms']['p50_ms']:.2f} " in row
+    assert "in place of rpi4" in result.output and "measured on x86-cpu" in result.output
+    (folder / "c.json").write_text(json.dumps({**a, "latency_ms": {"p50_ms": 1.0}}))
+    result = CliRunner().invoke(main, ["bench", "--compare", str(folder / "a.json"), str(folder / "c.json")])
+    assert result.exit_code == 1 and "c.json: not an edgekit bench result ($.latency_ms.runs: missing)" in result.output
+
+
+def test_validate_reports_missing_keys_and_disordered_percentiles(folder):
+    CliRunner().invoke(main, ["bench", str(folder / "onnx-fp32.onnx"), "--seq-len", "8", *FAST])
+    doc = json.loads((folder / "bench" / "onnx-fp32-x86-cpu-seq8.json").read_text())
+    assert ondevice.validate(doc) == []
+    assert ondevice.validate({k: v for k, v in doc.items() if k != "facts"}) == ["$.facts: missing"]
+    broken = {**doc, "latency_ms": {**doc["latency_ms"], "p99_ms": 0.0}}
+    assert ondevice.validate(broken) == ["$.latency_ms: expected 0 < min <= p50 <= p90 <= p99"]
+    assert ondevice.validate({**doc, "where": "cloud"}) == ["$.where: expected one of host, device, got 'cloud'"]
