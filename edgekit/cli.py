@@ -89,16 +89,51 @@ def models() -> None:
 
 
 @main.command()
-@click.argument("recipe", type=click.Path(dir_okay=False))
-def check(recipe: str) -> None:
-    """Validate RECIPE (a recipe YAML file) and print what it will do."""
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--device", help="Device profile (see `edgekit devices`): fit the recipe to it, or check the artifact on it.")
+@click.option("--edgetpu-build", "edgetpu_build", type=click.Path(file_okay=False),
+              help="Write the Edge TPU build of a full-int8 .tflite here: head.tflite (CPU) + body.tflite.")
+def check(path: str, device: str | None, edgetpu_build: str | None) -> None:
+    """Validate a recipe, or check an artifact against a device.
+
+    PATH is a recipe (.yaml): print what it will do (fitted to --device or its own device).
+    PATH is an artifact (.tflite, .onnx, OpenVINO .xml): one verdict line per device rule
+    (format, precision, shapes, tensor rank, op support, memory); for the Edge TPU, the
+    predicted partition and the share of MACs on the TPU. Exits 1 when a rule fails.
+    """
     from edgekit.config import load_recipe
     from edgekit.config.summary import recipe_lines
 
-    loaded = load_recipe(recipe)
-    for line in recipe_lines(loaded):
+    if path.endswith((".yaml", ".yml")):
+        loaded = load_recipe(path, device=device)
+        for line in recipe_lines(loaded):
+            click.echo(line)
+        click.echo(f"ok: {path} is valid")
+        return
+    from edgekit.check import check_artifact
+    from edgekit.config import load_device
+    from edgekit.errors import ConfigError
+
+    if device is None:
+        raise click.UsageError("--device: expected a device profile to check the artifact against (see edgekit devices)")
+    try:
+        profile = load_device(device)
+    except ConfigError as err:
+        raise ConfigError(f"--device: {err}") from None
+    report = check_artifact(path, profile)
+    for line in report.lines():
         click.echo(line)
-    click.echo(f"ok: {recipe} is valid")
+    if edgetpu_build:
+        from edgekit.check.edgetpu_build import split_embedding, write_split
+
+        try:
+            split = split_embedding(report.info.path.read_bytes())
+        except ValueError as err:
+            raise click.ClickException(f"{path}: --edgetpu-build: {err}") from None
+        for written in write_split(split, edgetpu_build):
+            click.echo(f"wrote {written}")
+    if not report.ok:
+        raise click.ClickException(f"{path}: does not meet {report.profile.name}'s rules (FAIL lines above)")
 
 
 @main.command()
@@ -157,13 +192,16 @@ def _formats(value: str | None):
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder [default: edgekit-out/<recipe name>].")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), help="Stage cache folder.")
 @click.option("--threads", default=2, show_default=True, help="Runtime threads for evaluation and latency.")
+@click.option("--device", help="Export for this device profile (see `edgekit devices`); overrides the recipe's.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def export(recipe, model_dir, data_dir, targets, out, cache_dir, threads, quiet) -> None:
+def export(recipe, model_dir, data_dir, targets, out, cache_dir, threads, device, quiet) -> None:
     """Export RECIPE's model to every target format and evaluate each artifact in its runtime.
 
     Without RECIPE, runs recipes/quickstart.yaml (the packaged MiniLM sentence encoder).
     Writes OUT atomically: artifacts, tokenizer, labels.txt, edgekit.json, report.md/json/png.
     Exits 1 when an artifact fails or misses the recipe's evaluation gate (unless gate: warn).
+    With a device (recipe `device:` or --device), exports what that device takes (e.g. static
+    batch-1 shapes) and refuses, naming the rule, any target or setting it cannot take.
     """
     from pathlib import Path
 
@@ -171,7 +209,7 @@ def export(recipe, model_dir, data_dir, targets, out, cache_dir, threads, quiet)
     from edgekit.export.recipe_export import export_recipe, with_data_dir
 
     path = Path(recipe) if recipe else Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml"
-    loaded = load_recipe(path)
+    loaded = load_recipe(path, device=device)
     if data_dir:
         loaded = with_data_dir(loaded, Path(data_dir))
     outcome = export_recipe(loaded, out=out and Path(out), model=model_dir and Path(model_dir),

@@ -70,14 +70,17 @@ def load_device(name_or_path: str | Path) -> DeviceProfile:
     return profile
 
 
-def load_recipe(path: str | Path) -> Recipe:
+def load_recipe(path: str | Path, device: str | None = None) -> Recipe:
     """A validated recipe; a named device profile must exist and load too.
 
     ``model.source`` is a built-in model name or a folder relative to the recipe file;
-    the returned recipe holds the resolved absolute folder.
+    the returned recipe holds the resolved absolute folder. ``device`` (``--device``)
+    replaces the recipe's own ``device``; with either, the export settings are fitted to
+    that profile or refused (``device_fit``).
     """
     path = Path(path)
-    recipe = load_dataclass(Recipe, path)
+    raw = read_yaml(path)
+    recipe = load_dataclass(Recipe, path, raw)
     from edgekit.models.registry import ALIASES
 
     source = recipe.model.source
@@ -88,11 +91,15 @@ def load_recipe(path: str | Path) -> Recipe:
             raise ConfigError(f"{path}: model.source: expected a built-in model ({names}) or an existing "
                               f"folder, got {source!r} (no such folder: {folder})")
         recipe = dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, source=str(folder)))
-    if recipe.device is not None:
+    name = device or recipe.device
+    if name is not None:
+        from edgekit.config.device_fit import fit_recipe
+
         try:
-            load_device(recipe.device)
+            profile = load_device(name)
         except ConfigError as err:
-            raise ConfigError(f"{path}: device: {err}") from None
+            raise ConfigError(f"--device: {err}" if device else f"{path}: device: {err}") from None
+        recipe = fit_recipe(recipe, profile, raw.get("export") or {}, path)
     return recipe
 
 

@@ -39,6 +39,5 @@ def recipe_lines(recipe: Recipe) -> list[str]:
 
 def device_line(profile: DeviceProfile) -> str:
     """``name  arch  formats  threads  shapes  watts`` for the device table."""
-    accepts = "; ".join(f"{a.format.value} {'/'.join(p.value for p in a.precisions)}" for a in profile.accepts)
     return (f"{profile.name:<15} {profile.arch:<7} {profile.threads:>2} thr  {profile.shapes.value:<7} "
-            f"{profile.power.watts:>5.1f} W (est.)  {accepts}")
+            f"{profile.power.watts:>5.1f} W (est.)  {profile.accepts_summary()}")

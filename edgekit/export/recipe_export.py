@@ -61,7 +61,7 @@ def export_recipe(recipe: Recipe, *, out: Path | None = None, model: Path | None
     if not targets:
         wanted = ", ".join(f.value for f in formats or ())
         raise ConfigError(f"--targets {wanted}: none of the recipe's export targets has that format")
-    facts = {}
+    facts = {"device": recipe.device} if recipe.device else {}
     if model is not None:
         folder = Path(model)
         facts["student"] = {"source": str(folder)}

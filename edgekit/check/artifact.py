@@ -1,0 +1,125 @@
+"""What an artifact file is: format, precision, input shapes, size on disk.
+
+Format comes from the suffix (.tflite, .onnx, OpenVINO's .xml). Precision comes from the
+``edgekit.json`` manifest next to the file when it lists the file (the exporter knows int8-qat
+from int8-full); otherwise it is read from the graph: TFLite integer-only -> int8-full,
+float16 weights -> fp16, int8 weights with float activations -> int8-dynamic; ONNX
+QuantizeLinear -> int8-static, MatMulInteger / DynamicQuantizeLinear -> int8-dynamic;
+OpenVINO FakeQuantize -> int8-static, f16 constants -> fp16; anything else fp32.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgekit.config.enums import Format, Precision
+from edgekit.errors import ModelLoadError
+
+SUFFIXES = {".tflite": Format.TFLITE, ".onnx": Format.ONNX, ".xml": Format.OPENVINO}
+
+
+@dataclass(frozen=True)
+class ArtifactInfo:
+    path: Path
+    format: Format
+    precision: Precision
+    precision_source: str  # "manifest" | "graph"
+    files: tuple[Path, ...]  # the main file first (OpenVINO: .xml then .bin)
+    input_shapes: dict[str, tuple[int | None, ...]]  # None: a dynamic size
+
+    @property
+    def bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.files if p.is_file())
+
+    @property
+    def static(self) -> bool:
+        return all(d is not None for shape in self.input_shapes.values() for d in shape)
+
+
+def _manifest_row(path: Path) -> dict | None:
+    manifest = path.parent / "edgekit.json"
+    if not manifest.is_file():
+        return None
+    try:
+        rows = json.loads(manifest.read_text()).get("artifacts", [])
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    return next((r for r in rows if r.get("path") == path.name), None)
+
+
+def _tflite(path: Path) -> tuple[Precision, dict]:
+    from edgekit.check.tflite_graph import read_graph
+    from edgekit.export.tflite.inspect import op_listing
+
+    listing = op_listing(path)
+    if listing["integer_only"]:
+        precision = Precision.INT8_FULL
+    elif listing["weight_dtypes"].get("float16"):
+        precision = Precision.FP16
+    elif listing["weight_dtypes"].get("int8"):
+        precision = Precision.INT8_DYNAMIC
+    else:
+        precision = Precision.FP32
+    graph = read_graph(path)
+    shapes = {t.name.removeprefix("serving_default_").split(":")[0]: tuple(None if t.dynamic else d for d in t.shape)
+              for t in graph.inputs}
+    return precision, shapes
+
+
+def _onnx(path: Path) -> tuple[Precision, dict]:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    ops = {n.op_type for n in model.graph.node}
+    if "QuantizeLinear" in ops:
+        precision = Precision.INT8_STATIC
+    elif ops & {"MatMulInteger", "DynamicQuantizeLinear"}:
+        precision = Precision.INT8_DYNAMIC
+    else:
+        precision = Precision.FP32
+    shapes = {i.name: tuple(d.dim_value if d.HasField("dim_value") else None for d in i.type.tensor_type.shape.dim)
+              for i in model.graph.input}
+    return precision, shapes
+
+
+def _openvino(path: Path) -> tuple[Precision, dict]:
+    import openvino as ov
+
+    model = ov.Core().read_model(path)
+    types = {op.get_type_name() for op in model.get_ops()}
+    f16 = any(op.get_type_name() == "Constant" and op.get_output_element_type(0) == ov.Type.f16
+              for op in model.get_ops())
+    precision = Precision.INT8_STATIC if "FakeQuantize" in types else Precision.FP16 if f16 else Precision.FP32
+    shapes = {}
+    for port in model.inputs:
+        shape = port.get_partial_shape()
+        shapes[port.get_any_name()] = tuple(d.get_length() if d.is_static else None for d in shape)
+    return precision, shapes
+
+
+def identify(path: str | Path) -> ArtifactInfo:
+    """Read an artifact file; ``ModelLoadError`` when it is not one edgekit can check."""
+    path = Path(path)
+    fmt = SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        raise ModelLoadError(f"{path}: expected an artifact file ({', '.join(SUFFIXES)}) or a recipe (.yaml)")
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: no such file")
+    reader = {Format.TFLITE: _tflite, Format.ONNX: _onnx, Format.OPENVINO: _openvino}[fmt]
+    try:
+        precision, shapes = reader(path)
+    except Exception as err:  # a corrupt or foreign file: one line, not a traceback
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ModelLoadError(f"{path}: cannot read it as {fmt.value}: {first}") from None
+    files = (path, path.with_suffix(".bin")) if fmt is Format.OPENVINO else (path,)
+    row = _manifest_row(path)
+    source = "graph"
+    if row is not None and row.get("format") == fmt.value:
+        try:
+            precision, source = Precision(row["precision"]), "manifest"
+        except (KeyError, ValueError):
+            pass
+    return ArtifactInfo(path=path, format=fmt, precision=precision, precision_source=source, files=files,
+                        input_shapes=shapes)
