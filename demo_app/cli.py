@@ -1,0 +1,148 @@
+"""The demo app's command line: ``python3 demo_app COMMAND EXPORT_DIR ...``.
+
+classify  texts (arguments, or stdin one per line) -> label, probability, latency
+embed     texts -> embedding (encoder exports; the first values, or all with --json)
+nearest   queries -> the closest sentences of a corpus file (one per line), by cosine
+artifacts the export's artifacts and whether this machine can run them
+serve     the web page and JSON API on 127.0.0.1
+
+A user error (no such folder, unknown artifact, missing runtime) is one line on stderr and
+exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from demo_app.exportdir import AppError, read_export
+from demo_app.model import DemoModel, nearest
+
+
+def _texts(args) -> list[str]:
+    texts = args.texts
+    if not texts or texts == ["-"]:
+        texts = [line.rstrip("\r\n") for line in sys.stdin]
+        texts = [t for t in texts if t.strip()]
+    if not texts:
+        raise AppError("no text given (pass TEXT arguments, or one text per line on stdin)")
+    return texts
+
+
+def _note(answer) -> str:
+    return f"  [truncated to {answer.tokens} of {answer.text_tokens} tokens]" if answer.truncated else ""
+
+
+def cmd_classify(model: DemoModel, args) -> None:
+    for text in _texts(args):
+        p = model.classify(text)
+        a = p.answer
+        if args.labels_only:
+            print(p.label)
+        elif args.json:
+            print(json.dumps({"text": text, "label": p.label, "probabilities": p.probabilities,
+                              "tokens": a.tokens, "truncated": a.truncated, "model_ms": round(a.model_ms, 3),
+                              "artifact": model.artifact.path.name, "runtime": model.runtime}))
+        else:
+            print(f"{p.label}\t{p.probabilities[p.label]:.3f}\t{a.model_ms:.2f} ms\t{text}{_note(a)}")
+
+
+def cmd_embed(model: DemoModel, args) -> None:
+    for text in _texts(args):
+        a = model.embed(text)
+        if args.json:
+            print(json.dumps({"text": text, "embedding": [round(float(v), 6) for v in a.output],
+                              "tokens": a.tokens, "truncated": a.truncated, "model_ms": round(a.model_ms, 3)}))
+        else:
+            head = ", ".join(f"{v:+.4f}" for v in a.output[:4])
+            print(f"{a.output.shape[0]}-d [{head}, ...]\t{a.model_ms:.2f} ms\t{text}{_note(a)}")
+
+
+def cmd_nearest(model: DemoModel, args) -> None:
+    try:
+        lines = Path(args.corpus).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise AppError(f"--corpus {args.corpus}: cannot read it ({err.strerror if isinstance(err, OSError) else err})")
+    corpus = [line for line in lines if line.strip()]
+    if not corpus:
+        raise AppError(f"--corpus {args.corpus}: no sentences (expected one per line)")
+    vectors = np.stack([model.embed(s).output for s in corpus])
+    for query in _texts(args):
+        print(query)
+        for index, score in nearest(model.embed(query).output, vectors, args.k):
+            print(f"  {score:.3f}\t{corpus[index]}")
+
+
+def cmd_serve(model: DemoModel, args) -> None:
+    from demo_app.server import serve
+
+    serve(model, args.host, args.port)
+
+
+def cmd_artifacts(args) -> None:
+    export = read_export(args.export)
+    for a in export.artifacts:
+        if args.runnable:
+            if a.passed and a.runtime_installed:
+                print(a.key)
+        else:
+            state = "ok" if a.passed else "failed/gated"
+            print(f"{a.key}\t{a.path.name}\t{state}\t{'runtime installed' if a.runtime_installed else 'no runtime'}")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="demo_app", description="Run an edgekit export folder like an edge app.")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help: str, texts: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.add_argument("export", help="folder written by `edgekit export` (has edgekit.json)")
+        if texts:
+            p.add_argument("texts", nargs="*", help="texts; none or - reads one per line from stdin")
+        p.add_argument("--artifact", help="artifact key (e.g. tflite-int8-dynamic) or file name "
+                                          "[default: the first that passed, LiteRT first]")
+        p.add_argument("--threads", type=int, default=1, help="runtime threads [default: 1]")
+        return p
+
+    c = command("classify", "label texts with a text-classification export")
+    c.add_argument("--json", action="store_true", help="one JSON object per text")
+    c.add_argument("--labels-only", action="store_true", help="print only the label, one per line")
+    e = command("embed", "embed texts with a feature-extraction export")
+    e.add_argument("--json", action="store_true", help="one JSON object per text, full vector")
+    n = command("nearest", "closest corpus sentences to each query (cosine of embeddings)")
+    n.add_argument("--corpus", required=True, help="text file, one sentence per line")
+    n.add_argument("-k", type=int, default=3, help="sentences per query [default: 3]")
+    s = command("serve", "web page and JSON API", texts=False)
+    s.add_argument("--host", default="127.0.0.1", help="address to bind [default: 127.0.0.1, this machine only]")
+    s.add_argument("--port", type=int, default=8000, help="port [default: 8000; 0 picks a free one]")
+    a = sub.add_parser("artifacts", help="list the export's artifacts")
+    a.add_argument("export")
+    a.add_argument("--runnable", action="store_true", help="only keys that passed and whose runtime is installed")
+    return top
+
+
+COMMANDS = {"classify": cmd_classify, "embed": cmd_embed, "nearest": cmd_nearest, "serve": cmd_serve}
+
+
+def main(argv: list[str] | None = None) -> int:
+    top = parser()
+    args, rest = top.parse_known_args(argv)  # texts may also follow the options
+    if rest and (not hasattr(args, "texts") or any(r.startswith("-") and r != "-" for r in rest)):
+        top.error(f"unrecognized arguments: {' '.join(rest)}")
+    if rest:
+        args.texts += rest
+    try:
+        if args.command == "artifacts":
+            cmd_artifacts(args)
+        else:
+            COMMANDS[args.command](DemoModel.load(args.export, args.artifact, args.threads), args)
+    except AppError as err:
+        print(f"demo_app: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0

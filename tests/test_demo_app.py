@@ -1,0 +1,222 @@
+"""demo_app on tiny exports written by `edgekit export`: the same numbers as edgekit's own
+runners for every artifact, the command line, the web API's limits and errors, and that the
+app (run with ``python -I``) never imports TensorFlow or edgekit."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from demo_exports import DemoServer, classifier_export, encoder_export, imported_modules
+
+DEMO = REPO / "demo_app"
+TEXTS = ["the movie was great", "bad terrible cafe", "good , the cafe !", "the movie was bad ."]
+LONG = " ".join(["the"] * 30 + ["good"])  # 31 words -> 33 tokens with [CLS]/[SEP]; max_length is 16
+FORBIDDEN = {"tensorflow", "tf_keras", "keras", "edgekit", "torch", "tflite_runtime"}
+
+
+@pytest.fixture(scope="module")
+def cls_export(tmp_path_factory):
+    return classifier_export(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def enc_export(tmp_path_factory):
+    return encoder_export(tmp_path_factory)
+
+
+def app(*args, stdin: str | None = None, importtime: bool = False) -> subprocess.CompletedProcess:
+    """The demo app as a user runs it: ``python -I demo_app ...`` (no PYTHONPATH, no cwd on sys.path)."""
+    flags = ["-X", "importtime"] if importtime else []
+    return subprocess.run([sys.executable, "-I", *flags, str(DEMO), *map(str, args)], input=stdin,
+                          capture_output=True, text=True, timeout=300, cwd="/")
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("demo_app: ")]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+def test_every_artifact_answers_like_edgekits_runner(cls_export):
+    from demo_app.model import DemoModel
+    from edgekit.models import TextTokenizer
+
+    manifest = json.loads((cls_export / "edgekit.json").read_text())
+    tokenizer = TextTokenizer(cls_export)
+    labels = set()
+    for row in manifest["artifacts"]:
+        model = DemoModel.load(cls_export, row["path"])
+        runner = importlib.import_module(f"edgekit.export.{row['format']}").load(cls_export / row["path"], 1)
+        for text in TEXTS + [LONG]:
+            enc = tokenizer.encode([text], manifest["max_length"])
+            expected = runner({n: enc[n] for n in runner.input_names})[0]
+            p = model.classify(text)
+            np.testing.assert_allclose(p.answer.output, expected, atol=1e-5, err_msg=f"{row['path']}: {text}")
+            assert p.label == manifest["labels"][int(expected.argmax())]
+            assert abs(sum(p.probabilities.values()) - 1) < 1e-9
+            assert p.probabilities[p.label] == max(p.probabilities.values())
+            labels.add(p.label)
+    assert len(labels) >= 2  # the random model does tell these texts apart
+    assert DemoModel.load(cls_export).artifact.key == "tflite-fp32"  # default: first passing TFLite artifact
+
+
+def test_classify_command_isolated_from_tensorflow_and_edgekit(cls_export):
+    from demo_app.model import DemoModel
+
+    result = app("classify", cls_export, *TEXTS, "--json", importtime=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    model = DemoModel.load(cls_export)
+    assert [r["label"] for r in rows] == [model.classify(t).label for t in TEXTS]
+    assert {r["artifact"] for r in rows} == {"tflite-fp32.tflite"} and rows[0]["runtime"].startswith("ai-edge-litert")
+    modules = imported_modules(result.stderr)
+    assert {"ai_edge_litert", "tokenizers", "numpy", "demo_app"} <= modules  # the log is read correctly
+    assert not modules & FORBIDDEN, sorted(modules & FORBIDDEN)
+
+
+def test_classify_reads_stdin_and_notes_truncation(cls_export):
+    from demo_app.model import DemoModel
+
+    result = app("classify", cls_export, "--artifact", "onnx-fp32", stdin="\n".join(TEXTS + ["", LONG]) + "\n")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(TEXTS) + 1  # the blank line is skipped
+    model = DemoModel.load(cls_export, "onnx-fp32")
+    for line, text in zip(lines, TEXTS + [LONG]):
+        label, prob, latency, shown = line.split("\t")
+        p = model.classify(text)
+        assert label == p.label and abs(float(prob) - p.probabilities[label]) < 5e-4
+        assert re.fullmatch(r"\d+\.\d\d ms", latency) and shown.startswith(text)
+    assert lines[-1].endswith("[truncated to 16 of 33 tokens]") and "truncated" not in lines[0]
+    labels = app("classify", cls_export, "--labels-only", *TEXTS)
+    assert labels.stdout.split("\n")[:-1] == [model.classify(t).label for t in TEXTS]
+
+
+def test_embed_and_nearest_on_an_encoder_export(enc_export, tmp_path):
+    from edgekit.export.tflite import load
+    from edgekit.models import TextTokenizer
+
+    result = app("embed", enc_export, "--json", "bad cafe", "the movie was great")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    enc = TextTokenizer(enc_export).encode(["bad cafe"], 16)
+    runner = load(enc_export / "tflite-fp32.tflite")
+    expected = runner({n: enc[n] for n in runner.input_names})[0]
+    assert len(rows[0]["embedding"]) == 32
+    np.testing.assert_allclose(rows[0]["embedding"], expected, atol=1e-5)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the movie was great\nbad cafe\n\n, , the\ngood good good\n")
+    result = app("nearest", enc_export, "--corpus", corpus, "-k", "2", "bad cafe", "the movie was great")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "bad cafe" and lines[1] == "  1.000\tbad cafe" and lines[3] == "the movie was great"
+    assert lines[4] == "  1.000\tthe movie was great" and len(lines) == 6
+    assert float(lines[2].split("\t")[0]) < 1.0
+
+
+def test_user_errors_are_one_line(cls_export, enc_export, tmp_path):
+    assert one_line_error(app("classify", tmp_path / "nope", "x")) == \
+        f"demo_app: {tmp_path / 'nope'}: no edgekit.json (expected a folder written by `edgekit export`)"
+    (tmp_path / "edgekit.json").write_text("{")
+    assert "edgekit.json: not valid JSON" in one_line_error(app("classify", tmp_path, "x"))
+    (tmp_path / "edgekit.json").write_text(json.dumps({"task": "text-classification", "labels": ["a", "b"]}))
+    assert one_line_error(app("classify", tmp_path, "x")).endswith(
+        "edgekit.json: inputs: missing (is this a folder written by `edgekit export`?)")
+    assert one_line_error(app("classify", cls_export, "--artifact", "coreml-fp16", "x")).endswith(
+        "no artifact 'coreml-fp16' (expected one of: tflite-fp32, tflite-int8-dynamic, onnx-fp32)")
+    assert "no text given" in one_line_error(app("classify", cls_export, stdin=""))
+    assert "has no labels to classify with (use embed or nearest)" in one_line_error(app("classify", enc_export, "x"))
+    assert "gives labels, not embeddings (use classify)" in one_line_error(app("embed", cls_export, "x"))
+    assert "cannot read it" in one_line_error(app("nearest", enc_export, "--corpus", tmp_path / "none.txt", "x"))
+    assert "has no labels" in one_line_error(app("serve", enc_export))
+
+
+# ------------------------------------------------------------------------------------------ web API
+
+
+@pytest.fixture(scope="module")
+def server(cls_export, tmp_path_factory):
+    running = DemoServer(cls_export, tmp_path_factory.mktemp("demo-server") / "stderr.log")
+    yield running
+    running.stop()
+
+
+def post(server, doc) -> tuple[int, dict]:
+    body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+    status, headers, data = server.request("POST", "/api/classify", body, {"Content-Type": "application/json"})
+    assert headers["Content-Type"] == "application/json"
+    return status, json.loads(data)
+
+
+def test_server_binds_loopback_and_serves_the_page(server):
+    assert server.host == "127.0.0.1"
+    status, headers, page = server.request("GET", "/")
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    assert b'<textarea id="text"' in page and b'src="/page.js"' in page
+    status, headers, script = server.request("GET", "/page.js")
+    assert status == 200 and b"/api/classify" in script and "default-src 'self'" in headers["Content-Security-Policy"]
+    status, _, info = server.request("GET", "/api/info")
+    info = json.loads(info)
+    assert info["artifact"] == "tflite-fp32.tflite" and info["labels"] == ["negative", "neutral", "positive"]
+    assert info["max_length"] == 16 and info["runtime"].startswith("ai-edge-litert")
+
+
+def test_api_classify_matches_the_runtime(server, cls_export):
+    from demo_app.model import DemoModel
+
+    model = DemoModel.load(cls_export)
+    for text in TEXTS:
+        status, answer = post(server, {"text": text})
+        expected = model.classify(text)
+        assert status == 200 and answer["label"] == expected.label
+        assert answer["probabilities"] == pytest.approx(expected.probabilities, abs=1e-9)
+        assert answer["truncated"] is False and answer["note"] is None and answer["tokens"] == answer["text_tokens"]
+        assert 0 < answer["model_ms"] <= answer["total_ms"]
+    status, answer = post(server, {"text": LONG})
+    assert status == 200 and answer["truncated"] is True and (answer["tokens"], answer["text_tokens"]) == (16, 33)
+    assert answer["note"] == "The text has 33 tokens; the model read the first 16 (its sequence length is 16)."
+    assert answer["label"] == model.classify(LONG).label
+
+
+def test_oversized_body_is_413_and_the_server_keeps_serving(server):
+    from demo_app.server import MAX_BODY
+
+    status, answer = post(server, json.dumps({"text": "a" * MAX_BODY}).encode())
+    assert status == 413
+    assert answer == {"error": f"request body {MAX_BODY + 12} bytes is over the {MAX_BODY}-byte limit"}
+    status, answer = post(server, {"text": "the movie was great " * 700})  # under the limit: truncated, answered
+    assert status == 200 and answer["truncated"] is True
+
+
+@pytest.mark.parametrize("method, path, body, headers, status, message", [
+    ("POST", "/api/classify", b"{not json", {}, 400, 'expected a JSON body like {"text": "..."}'),
+    ("POST", "/api/classify", b'{"text": ""}', {}, 400, "text: expected a non-empty string"),
+    ("POST", "/api/classify", b'["text"]', {}, 400, "text: expected a non-empty string"),
+    ("POST", "/api/classify", b"\xff\xfe", {}, 400, "expected a JSON body"),
+    ("GET", "/api/classify", None, {}, 405, "use POST /api/classify"),
+    ("GET", "/etc/passwd", None, {}, 404, "no page /etc/passwd"),
+    ("POST", "/api/other", b"{}", {}, 404, "no API /api/other"),
+    ("GET", "/", None, {"Host": "attacker.example"}, 403, "Host must be 127.0.0.1 or localhost"),
+])
+def test_errors_are_json_messages_without_tracebacks(server, method, path, body, headers, status, message):
+    got, response_headers, data = server.request(method, path, body, headers)
+    assert got == status and response_headers["Content-Type"] == "application/json"
+    error = json.loads(data)["error"]
+    assert error.startswith(message) and "Traceback" not in error and 'File "' not in error
+
+
+def test_server_never_imports_tensorflow_or_edgekit(server):
+    log = server.stop()
+    modules = imported_modules(log)
+    assert {"ai_edge_litert", "tokenizers", "http", "demo_app"} <= modules
+    assert not modules & FORBIDDEN, sorted(modules & FORBIDDEN)
+    assert "Traceback" not in log  # nothing failed inside the server during the tests above
