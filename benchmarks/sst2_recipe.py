@@ -2,9 +2,11 @@
 
 Columns: model, layers, params, test accuracy, % of the teacher's accuracy, batch-1 latency on
 TensorFlow (p50 over the test sentences at their natural length, and at seq 128), and the
-wall time each stage took when it ran. Extra students (e.g. 2 layers) come from ``--variant``.
+wall time each stage took when it ran. Extra students (e.g. 2 layers) come from ``--variant``;
+``--prune HEADS,FFN`` adds a structured-prune stage (fractions of heads / FFN neurons removed
+per layer, then the recipe's default one-epoch recovery fine-tune) after the recipe's student.
 
-    .venv/bin/python benchmarks/sst2_recipe.py --variant 2,5 \
+    .venv/bin/python benchmarks/sst2_recipe.py --variant 2,5 --prune 0.25,0.5 \
         --json benchmarks/results/sst2_recipe.json
 """
 
@@ -23,11 +25,20 @@ def _variant(recipe, layers: tuple[int, ...]):
     return dataclasses.replace(recipe, distill=dataclasses.replace(recipe.distill, student=student))
 
 
+def _pruned(recipe, spec: str):
+    from edgekit.config.recipe import PruneSection
+
+    heads, ffn = (float(x) for x in spec.split(","))
+    return dataclasses.replace(recipe, prune=PruneSection(head_sparsity=heads, ffn_sparsity=ffn))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", type=Path, default=REPO / "recipes" / "sst2-minilm-distill.yaml")
     parser.add_argument("--variant", action="append", default=[],
                         help="another student's teacher layers, e.g. 2,5 (repeatable)")
+    parser.add_argument("--prune", action="append", default=[],
+                        help="also prune the recipe's student: HEADS,FFN fractions, e.g. 0.25,0.5 (repeatable)")
     parser.add_argument("--cache", type=Path, help="stage cache [default: ~/.cache/edgekit/stages]")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path)
@@ -45,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = [run_training(recipe, cache_root=args.cache)]
     for spec in args.variant:
         runs.append(run_training(_variant(recipe, tuple(int(i) for i in spec.split(","))), cache_root=args.cache))
+    for spec in args.prune:
+        runs.append(run_training(_pruned(recipe, spec), cache_root=args.cache))
     test_texts = list(load_splits(recipe.data)["test"].texts)
 
     stages = {}

@@ -18,6 +18,8 @@ export:
     - {format: openvino, precision: fp32}
     - {format: openvino, precision: fp16}
     - {format: openvino, precision: int8-static}
+    - {format: tflite, precision: int8-full}
+    - {format: onnx, precision: int8-dynamic}
 evaluation: {split: test, max_accuracy_drop: 0.05, min_agreement: 0.9%s}
 """
 
@@ -43,20 +45,25 @@ def test_export_writes_artifacts_manifest_and_reports(exported):
     assert manifest["student"]["stage"] == "finetune" and manifest["student"]["metrics"]["test_accuracy"] >= 0.9
     reference = manifest["evaluation"]["fp32_tensorflow"]
     assert reference["agreement"] == 1.0 and reference["accuracy"] >= 0.9
-    rows = {a["precision"]: a for a in manifest["artifacts"]}
-    assert set(rows) == {"fp32", "fp16", "int8-static"}
-    for row in rows.values():
-        assert row["status"] == "ok" and row["gate"] == []
+    every = {(a["format"], a["precision"]): a for a in manifest["artifacts"]}
+    assert set(every) == {("openvino", "fp32"), ("openvino", "fp16"), ("openvino", "int8-static"),
+                          ("tflite", "int8-full"), ("onnx", "int8-dynamic")}
+    runtimes = {"openvino": "openvino", "tflite": "ai-edge-litert", "onnx": "onnxruntime"}
+    for (fmt, _), row in every.items():
+        assert row["status"] == "ok" and row["gate"] == [], row
         main_file = out / row["path"]
         assert hashlib.sha256(main_file.read_bytes()).hexdigest() == row["sha256"]
         assert row["bytes"] == sum((out / f).stat().st_size for f in row["files"])
-        assert row["latency_ms"]["p50"] > 0 and row["runtime"].startswith("openvino")
+        assert row["latency_ms"]["p50"] > 0 and row["runtime"].startswith(runtimes[fmt])
+    int8 = every[("tflite", "int8-full")]["details"]
+    assert int8["integer_only"] and int8["metadata"]["output"]
+    rows = {p: a for (f, p), a in every.items() if f == "openvino"}
     assert rows["fp32"]["metrics"]["agreement"] == 1.0
     assert abs(rows["fp32"]["metrics"]["accuracy"] - reference["accuracy"]) < 1e-9
     weights = {k: (out / rows[k]["files"][1]).stat().st_size for k in ("fp16", "fp32")}  # the .bin files
     assert weights["fp16"] < 0.6 * weights["fp32"]
     report = (out / "report.md").read_text()
-    assert report.count("| openvino |") == 3 and "✅" in report
+    assert report.count("| openvino |") == 3 and report.count("| tflite |") == 1 and "✅" in report
     assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((out / "report.json").read_text())["artifacts"][0]["format"] == "openvino"
     assert "wrote" in result.output

@@ -26,6 +26,10 @@ class Precision(str, enum.Enum):
     INT8_QAT = "int8-qat"
     INT8_STATIC = "int8-static"
 
+    @property
+    def is_int8(self) -> bool:
+        return self.value.startswith("int8")
+
 
 class Pooling(str, enum.Enum):
     CLS = "cls"

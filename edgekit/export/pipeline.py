@@ -96,8 +96,12 @@ class Exporter:
     def reference_metrics(self) -> dict:
         return compare(self.reference, self.reference, self.evaluation.labels, self.classify)
 
-    def calibration(self) -> tuple[dict[str, np.ndarray], ...]:
+    def calibration(self, required: bool = True) -> tuple[dict[str, np.ndarray], ...]:
+        """Calibration inputs ([1, n] int32 dicts); () when not required and the recipe has no data
+        (dynamic int8 uses them only to improve itself, e.g. ONNX SmoothQuant)."""
         if self._calibration is None:
+            if not required and (self.recipe.data is None or not (self.recipe.data.train or self.recipe.data.validation)):
+                return ()
             texts = _calibration_texts(self.recipe)
             self._calibration = tuple(encode_each(self.pretrained.tokenizer, texts, self.max_length, self.names))
         return self._calibration
@@ -111,7 +115,7 @@ class Exporter:
         train = _split(self.recipe, "train") if row.calibrated and self.classify else None
         return ExportJob(row=row, pretrained=self.pretrained, folder=folder, seq_len=export.seq_len,
                          static=shapes is ShapeMode.STATIC, batch_size=export.batch_size,
-                         calibration=self.calibration() if row.calibrated else (),
+                         calibration=self.calibration(required=row.calibrated) if row.precision.is_int8 else (),
                          quantize=self.recipe.quantize or QuantizeSection(), train=train, threads=self.threads)
 
     def run(self, target: ExportTarget, folder: Path) -> Artifact:
