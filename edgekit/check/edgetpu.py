@@ -1,7 +1,12 @@
 """Edge TPU (Coral) compatibility: predict the compiler's partition of a .tflite graph.
 
 Rules from Coral's model requirements page, "TensorFlow models on the Edge TPU"
-(https://coral.ai/docs/edgetpu/models-intro/#supported-operations, read November 2026):
+(https://coral.ai/docs/edgetpu/models-intro/#supported-operations). Only part of the page
+could be read when this was written (the general requirements and the first table rows,
+Logistic ... ResizeNearestNeighbor); the ops the compiler gained in 2.1+ (EXPAND_DIMS,
+PACK, QUANTIZE, RSQRT, SLICE, SOFTMAX, SQUEEZE, STRIDED_SLICE, SUM, TRANSPOSE, ...) are
+listed from the same page's later version as remembered, so check them against the page
+or, better, a compiler log:
 
 * tensor parameters are quantized to 8 bits (int8 / uint8); float or int32 activations
   do not run on the TPU;
@@ -10,10 +15,10 @@ Rules from Coral's model requirements page, "TensorFlow models on the Edge TPU"
 * tensors are 1-, 2- or 3-dimensional; a tensor with more dimensions may only have its 3
   innermost dimensions larger than 1 (so batch 1);
 * only the operations of the supported-operation table below map, with their listed
-  limitations (the page's "Known limitations" column; ``LIMITS`` encodes the ones that
-  decide a BERT-class graph: SOFTMAX on a 1-D input of at most 16,000 elements; the page
-  also says a FULLY_CONNECTED output is one-dimensional, which compilers since 2.1 map for
-  [rows, out] matrices - not encoded, the compiler log settles it);
+  limitations (the page's "Known limitations" column; ``op_problem`` encodes SOFTMAX on a
+  1-D input of at most 16,000 elements, as remembered and unverified here; the page's
+  "FULLY_CONNECTED output is one-dimensional" is not encoded: [rows, out] outputs are
+  assumed to map, which only a compiler log can confirm);
 * the compiler maps ops in graph order up to the first one it cannot map; that op and
   every op after it run on the CPU, even supported ones (one Edge TPU subgraph).
 
