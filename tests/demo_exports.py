@@ -1,9 +1,10 @@
 """Tiny export folders for the demo app's tests, written by the real `edgekit export`.
 
 The classifier is the random 3-label fixture (tests/fixtures/tiny-bert-cls) exported to
-dynamic TFLite fp32, static TFLite int8-dynamic, static ONNX fp32 and OpenVINO fp32; the
-encoder is a random mean-pooled tiny BERT exported to TFLite fp32. Each is built once per test session (seconds)
-in pytest's base temporary folder and shared by the demo test files.
+dynamic TFLite fp32, static TFLite int8-dynamic, static ONNX fp32, OpenVINO fp32 and
+dynamic TFLite int8-full (int8 logits); the encoder is a random mean-pooled tiny BERT
+exported to TFLite fp32. Each is built once per test session (seconds) in pytest's base
+temporary folder and shared by the demo test files.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ CLASSIFIER_TARGETS = """export:
     - {format: tflite, precision: int8-dynamic, shapes: static}
     - {format: onnx, precision: fp32, shapes: static}
     - {format: openvino, precision: fp32}
+    - {format: tflite, precision: int8-full}
+quantize: {calibration_samples: 32}
 evaluation: {split: test}
 """
 ENCODER_RECIPE = """name: toy-encoder

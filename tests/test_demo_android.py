@@ -38,10 +38,10 @@ def snippet_names() -> dict:
         "signatures": set(re.findall(r'"(serving_\w+|\w+_default)"', SNIPPET)),
         "inputs": {name: arrays[var] for name, var in inputs.items()},
         "inputs_inline": dict(re.findall(r'"(\w+)" to arrayOf\((IntArray|FloatArray)\(', SNIPPET)),
-        "outputs": dict(re.findall(r'mapOf<String, Any>\("(\w+)" to (\w+)\)', SNIPPET)),
-        "output_arrays": {var: (kind, size) for var, kind, size in
-                          re.findall(r"val (\w+) = arrayOf\((\w+)\((\w+)\.size\)\)", SNIPPET)},
+        "outputs": set(re.findall(r'mapOf<String, Any>\("(\w+)" to (\w+)\)', SNIPPET)),
+        "output_arrays": set(re.findall(r"val (\w+) = arrayOf\((\w+)\((\w+)\.size\)\)", SNIPPET)),
         "shape_signature_of": re.findall(r'getInputTensorFromSignature\("(\w+)", "(\w+)"\)', SNIPPET),
+        "output_tensor_of": re.findall(r'getOutputTensorFromSignature\("(\w+)", "(\w+)"\)', SNIPPET),
     }
 
 
@@ -51,7 +51,7 @@ def asset_sources() -> dict[str, str]:
     return dict(rows)
 
 
-KOTLIN_DTYPES = {"IntArray": np.int32, "FloatArray": np.float32}
+KOTLIN_DTYPES = {"IntArray": np.int32, "FloatArray": np.float32, "ByteArray": np.int8}
 
 
 def test_snippet_names_exist_in_the_exported_artifact(export):
@@ -73,13 +73,15 @@ def test_snippet_names_exist_in_the_exported_artifact(export):
     assert labels == manifest["labels"]
     inputs = {**names["inputs"], **names["inputs_inline"]}
     assert set(inputs) == {"input_ids", "attention_mask", "token_type_ids"} and set(inputs.values()) == {"IntArray"}
-    [(output, variable)] = names["outputs"].items()
-    kind, sized_by = names["output_arrays"][variable]
-    assert sized_by == "labels"
+    [(output, variable)] = names["outputs"]  # one output name, one variable name in each branch
+    kinds = {kind for var, kind, sized_by in names["output_arrays"] if var == variable and sized_by == "labels"}
+    assert kinds == {"FloatArray", "ByteArray"}
     [(shape_input, shape_signature)] = names["shape_signature_of"]
-    assert names["signatures"] == {shape_signature}
+    assert names["output_tensor_of"] == [(output, shape_signature)] and names["signatures"] == {shape_signature}
+    assert "DataType.INT8" in SNIPPET and "q.zeroPoint) * q.scale" in SNIPPET  # int8 logits are dequantized
     artifacts = [a for a in manifest["artifacts"] if a["format"] == "tflite"]
     assert {a["shapes"] for a in artifacts} == {"static", "dynamic"}  # both kinds the snippet handles
+    dtypes = set()
     for artifact in artifacts:
         path = export / artifact["path"]
         interpreter = Interpreter(model_path=str(path))
@@ -91,11 +93,13 @@ def test_snippet_names_exist_in_the_exported_artifact(export):
         for name, array in inputs.items():
             assert in_details[name]["dtype"] == KOTLIN_DTYPES[array]
             assert len(in_details[name]["shape_signature"]) == 2  # arrayOf(one row): [1, length]
-        assert list(out_details) == [output] and out_details[output]["dtype"] == KOTLIN_DTYPES[kind]
+        assert list(out_details) == [output] and out_details[output]["dtype"] in {KOTLIN_DTYPES[k] for k in kinds}
+        dtypes.add(out_details[output]["dtype"])
         assert list(out_details[output]["shape_signature"])[-1] == len(labels)
         metadata = read_metadata(path)  # the same vocab and labels travel inside the .tflite
         assert metadata.files["vocab.txt"] == (export / "vocab.txt").read_bytes()
         assert metadata.files["labels.txt"] == (export / "labels.txt").read_bytes()
+    assert dtypes == {np.float32, np.int8}  # the export has float and full-int8 artifacts: both branches checked
 
 
 def kotlin_tokenize(text: str, vocab: dict[str, int], limit: int) -> list[int]:
@@ -140,6 +144,9 @@ def test_feeding_the_artifact_like_the_snippet_gives_the_apps_label(export):
             ids[0, :len(tokens)] = tokens
             mask = (np.arange(length) < len(tokens)).astype(np.int32)[None]
             logits = runner(input_ids=ids, attention_mask=mask, token_type_ids=np.zeros_like(ids))["logits"][0]
+            scale, zero = runner.get_output_details()["logits"]["quantization"]
+            if logits.dtype == np.int8:  # the snippet's ByteArray branch
+                logits = (logits.astype(np.int32) - zero) * scale
             assert labels[int(np.argmax(logits))] == app.classify(text).label, (artifact["path"], text)
 
 

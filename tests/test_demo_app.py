@@ -132,7 +132,7 @@ def test_user_errors_are_one_line(cls_export, enc_export, tmp_path):
     assert one_line_error(app("classify", tmp_path, "x")).endswith(
         "edgekit.json: inputs: missing (is this a folder written by `edgekit export`?)")
     assert one_line_error(app("classify", cls_export, "--artifact", "coreml-fp16", "x")).endswith(
-        "no artifact 'coreml-fp16' (expected one of: tflite-fp32, tflite-int8-dynamic, onnx-fp32, openvino-fp32)")
+        "no artifact 'coreml-fp16' (expected one of: tflite-fp32, tflite-int8-dynamic, onnx-fp32, openvino-fp32, tflite-int8-full)")
     assert "no text given" in one_line_error(app("classify", cls_export, stdin=""))
     assert "has no labels to classify with (use embed or nearest)" in one_line_error(app("classify", enc_export, "x"))
     assert "gives labels, not embeddings (use classify)" in one_line_error(app("embed", cls_export, "x"))

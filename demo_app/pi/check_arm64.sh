@@ -3,6 +3,7 @@
 # and check that it gives the same labels as this x86 host.
 #
 #   sudo demo_app/pi/check_arm64.sh EXPORT_DIR [ROOT_DIR]
+#   (env: PYTHON=x86 python with the app's requirements, TEXTS=file of texts, one per line)
 #
 # Needs root and Debian's debootstrap, qemu-user-static and binfmt-support; downloads a
 # minimal arm64 root (~300 MB, kept in ROOT_DIR, default /var/tmp/edgekit-arm64-root, for
@@ -13,7 +14,7 @@ export_dir=$(realpath "${1:?usage: check_arm64.sh EXPORT_DIR [ROOT_DIR]}")
 root=${2:-/var/tmp/edgekit-arm64-root}
 here=$(cd "$(dirname "$0")/.." && pwd)   # demo_app/
 python=${PYTHON:-python3}                  # x86 interpreter with demo_app/requirements.txt
-texts="$here/pi/texts.txt"
+texts=${TEXTS:-$here/pi/texts.txt}       # one text per line
 [ -f "$export_dir/edgekit.json" ] || { echo "check_arm64: $export_dir: no edgekit.json (not an export folder)" >&2; exit 2; }
 for tool in debootstrap qemu-aarch64-static update-binfmts chroot; do
   command -v "$tool" >/dev/null || { echo "check_arm64: $tool missing (apt-get install debootstrap qemu-user-static binfmt-support)" >&2; exit 2; }
@@ -27,17 +28,23 @@ grep -q '^enabled' /proc/sys/fs/binfmt_misc/qemu-aarch64 \
 
 # 2. Debian bookworm arm64, minimal, with Python (3.11, as on Raspberry Pi OS bookworm).
 if [ ! -x "$root/usr/bin/python3" ]; then
-  rm -rf "$root"
+  if [ -e "$root" ] && [ -n "$(ls -A "$root")" ]; then
+    echo "check_arm64: $root is not empty and not a finished arm64 root; remove it or pass another ROOT_DIR" >&2; exit 2
+  fi
   debootstrap --arch=arm64 --variant=minbase --include=python3,python3-venv,ca-certificates \
     bookworm "$root" http://deb.debian.org/debian
 fi
+# No /proc or /sys in the root on purpose: with both, XNNPACK's cpuinfo reads this x86 host's
+# CPU description as an arm64 one and LiteRT segfaults under qemu. Without them it prints
+# "Error in cpuinfo: failed to parse ..." and runs with generic arm64 kernels.
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/host-ca.crt"   # this host's trusted CAs
 
 # 3. The app, the export folder and the aarch64 wheels of the app's requirements only.
 rm -rf "$root/opt/demo_app" "$root/opt/export"
 mkdir -p "$root/opt/demo_app"
-cp "$here"/*.py "$here"/*.html "$here/requirements.txt" "$texts" "$root/opt/demo_app/"
+cp "$here"/*.py "$here"/*.html "$here"/*.js "$here/requirements.txt" "$root/opt/demo_app/"
+cp "$texts" "$root/opt/demo_app/texts.txt"
 cp -r "$export_dir" "$root/opt/export"
 run() { chroot "$root" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
 echo "arm64 root: $(run uname -m), $(run python3 --version)"
@@ -50,7 +57,7 @@ run /opt/venv/bin/python -c "import platform, ai_edge_litert, tokenizers, numpy;
 status=0
 for artifact in $(run /opt/venv/bin/python -I /opt/demo_app artifacts /opt/export --runnable); do
   run /opt/venv/bin/python -I /opt/demo_app classify /opt/export --artifact "$artifact" --labels-only \
-    < "$texts" > /tmp/arm64-labels.txt
+    < "$root/opt/demo_app/texts.txt" > /tmp/arm64-labels.txt
   "$python" -I "$here" classify "$export_dir" --artifact "$artifact" --labels-only < "$texts" > /tmp/x86-labels.txt
   if cmp -s /tmp/arm64-labels.txt /tmp/x86-labels.txt; then
     echo "$artifact: arm64 labels == x86 labels ($(wc -l < /tmp/x86-labels.txt) texts)"
