@@ -10,7 +10,9 @@ round). Fidelity: cosine of each artifact's output to the tf-keras model's on SS
 sentences (classifiers: also label agreement and accuracy). Both int8 artifacts get SST-2 dev
 sentences as calibration inputs (the data README's calibration split), never test ones: static
 int8 calibrates on them, both use them for SmoothQuant. ``--variants`` adds the alternatives
-the exporter's choices were measured against.
+the exporter's choices were measured against. ``--reference NAME=FILE.onnx`` adds another
+tool's ONNX file (e.g. Optimum's export and int8, from ``benchmarks/optimum_reference.py``) run
+with the same session settings; a [1, n, H] output is mean-pooled over the mask for the cosine.
 
     .venv/bin/python benchmarks/onnx_latency.py --threads 2 \
         --json benchmarks/results/onnx_latency.json
@@ -70,6 +72,23 @@ def _tf2onnx(pretrained, path: Path) -> Path:
 
     tf2onnx.convert.from_function(serve, input_signature=spec, opset=17, output_path=str(path))
     return path
+
+
+def _reference_runner(path: Path, threads: int):
+    """Another tool's ONNX file in edgekit's session settings: inputs cast to the file's dtypes
+    (Optimum: int64), the first output; [1, n, H] hidden states mean-pooled over the mask."""
+    from edgekit.export.onnx.runner import OnnxRunner
+
+    class Reference(OnnxRunner):
+        def __call__(self, inputs):
+            types = {i.name: np.int64 if "int64" in i.type else np.int32 for i in self.session.get_inputs()}
+            [out] = self.session.run([self.output_name], {n: np.asarray(inputs[n], types[n]) for n in types})
+            if out.ndim == 3:
+                mask = np.asarray(inputs["attention_mask"], np.float32)[..., None]
+                out = (out * mask).sum(1) / mask.sum(1)
+            return np.asarray(out, np.float32)
+
+    return Reference(path, threads)
 
 
 def _latency(runners: dict, pretrained, seq_lens: list[int], natural: list[dict], min_seconds: float,
@@ -184,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds over all artifacts")
     parser.add_argument("--no-tf2onnx", action="store_true", help="skip the tf2onnx comparison")
     parser.add_argument("--variants", action="store_true", help="also measure the alternatives (slow)")
+    parser.add_argument("--reference", action="append", default=[], metavar="NAME=FILE",
+                        help="another tool's ONNX file to measure alongside (repeatable)")
     parser.add_argument("--out", type=Path, help="keep the artifacts here [default: a temporary folder]")
     parser.add_argument("--json", type=Path, help="write results here")
     args = parser.parse_args(argv)
@@ -244,11 +265,15 @@ def main(argv: list[str] | None = None) -> int:
         for name, path in _variants(pretrained, folder, calibration).items():
             artifacts[f"variant: {name}"] = (path, {"size_bytes": path.stat().st_size})
 
+    references = dict(spec.split("=", 1) for spec in args.reference)
+    for name, file in references.items():
+        artifacts[name] = (Path(file), {"size_bytes": Path(file).stat().st_size})
     runners, rows = {}, []
-    for name, (path, facts) in artifacts.items():
-        runners[name] = load(path, threads=args.threads)
+    for name, (path, info) in artifacts.items():
+        runners[name] = (_reference_runner(path, args.threads) if name in references
+                         else load(path, threads=args.threads))
         rows.append({"artifact": name, "file": path.name, **_fidelity(runners[name], reference, fidelity, labels),
-                     **facts})
+                     **info})
         print(f"{name}: cos {rows[-1]['cosine_mean']:.5f} (min {rows[-1]['cosine_min']:.5f})", flush=True)
     latency = _latency(runners, pretrained, seq_lens, natural, args.min_seconds, args.rounds)
     for row in rows:
