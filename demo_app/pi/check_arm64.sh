@@ -34,9 +34,9 @@ if [ ! -x "$root/usr/bin/python3" ]; then
   debootstrap --arch=arm64 --variant=minbase --include=python3,python3-venv,ca-certificates \
     bookworm "$root" http://deb.debian.org/debian
 fi
-# No /proc or /sys in the root on purpose: with both, XNNPACK's cpuinfo reads this x86 host's
-# CPU description as an arm64 one and LiteRT segfaults under qemu. Without them it prints
-# "Error in cpuinfo: failed to parse ..." and runs with generic arm64 kernels.
+# No /proc or /sys in the root on purpose: with both mounted LiteRT segfaulted under qemu
+# (its CPU detection sees the x86 host's /proc/cpuinfo beside /sys's CPU lists). Without them
+# it prints "Error in cpuinfo: failed to parse ..." and runs.
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/host-ca.crt"   # this host's trusted CAs
 
