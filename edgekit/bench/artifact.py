@@ -129,6 +129,8 @@ def bench_folder(folder: str | Path, s: BenchSettings) -> dict:
     """Benchmark every artifact in an export folder's manifest and update its ``latency_ms``."""
     folder = Path(folder)
     manifest = _manifest(folder)
+    if not manifest.get("artifacts"):
+        raise ModelLoadError(f"{folder / ondevice.MANIFEST}: lists no artifacts")
     try:
         samples, inputs = _inputs(folder, manifest, s.seq_len)
     except ondevice.BenchError as err:
