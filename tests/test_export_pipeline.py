@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 
 import pytest
 from click.testing import CliRunner
@@ -55,6 +56,10 @@ def test_export_writes_artifacts_manifest_and_reports(exported):
         assert hashlib.sha256(main_file.read_bytes()).hexdigest() == row["sha256"]
         assert row["bytes"] == sum((out / f).stat().st_size for f in row["files"])
         assert row["latency_ms"]["p50"] > 0 and row["runtime"].startswith(runtimes[fmt])
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700
+    assert (out / every[("onnx", "int8-dynamic")]["path"]).stat().st_mode & 0o777 == 0o666 & ~umask
     int8 = every[("tflite", "int8-full")]["details"]
     assert int8["integer_only"] and int8["metadata"]["output"]
     rows = {p: a for (f, p), a in every.items() if f == "openvino"}

@@ -25,6 +25,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from edgekit.atomic import publish_file
 from edgekit.config.enums import Precision
 from edgekit.errors import EdgekitError
 from edgekit.export.base import ExportJob, ExportResult
@@ -77,7 +78,7 @@ def _save(model, path: Path) -> None:
     os.close(fd)
     try:
         onnx.save_model(model, tmp)
-        os.replace(tmp, path)
+        publish_file(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
