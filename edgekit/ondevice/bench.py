@@ -128,15 +128,21 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def device_facts() -> dict:
-    runtimes = {}
-    for name in RUNTIME_PACKAGES:
+def package_versions(names) -> dict:
+    """{distribution name: installed version or None}."""
+    out = {}
+    for name in names:
         try:
-            runtimes[name] = metadata.version(name)
+            out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            runtimes[name] = None
+            out[name] = None
+    return out
+
+
+def device_facts() -> dict:
     return {"cpu": cpu_model(), "cores": os.cpu_count() or 0, "os": platform.platform(),
-            "python": platform.python_version(), "machine": platform.machine(), "runtimes": runtimes}
+            "python": platform.python_version(), "machine": platform.machine(),
+            "runtimes": package_versions(RUNTIME_PACKAGES)}
 
 
 # -- the export folder ---------------------------------------------------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from importlib import metadata
 from pathlib import Path
 
 from edgekit.config import EvaluationSection
@@ -19,13 +18,9 @@ LIBRARIES = ("edgekit", "tensorflow", "tf-keras", "tensorflow-model-optimization
 
 
 def versions() -> dict[str, str | None]:
-    out = {}
-    for name in LIBRARIES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+    from edgekit.ondevice.bench import package_versions  # numpy-only; shared with the on-device script
+
+    return package_versions(LIBRARIES)
 
 
 def gate(artifact: dict, reference: dict, evaluation: EvaluationSection) -> list[str]:
