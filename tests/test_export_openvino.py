@@ -87,7 +87,7 @@ def test_static_export_has_fixed_shapes_and_pads_inputs(models, tmp_path):
     job = _job(pretrained, find(Format.OPENVINO, Precision.FP32), tmp_path)
     job = type(job)(**{**job.__dict__, "static": True, "seq_len": 16})
     runner = openvino.load(openvino.export(job).files[0], threads=1)
-    assert runner.static and runner.shape == (1, 16)
+    assert runner.static_shape == (1, 16)
     inputs = _padded_inputs(pretrained.model.input_names, batch=3, seq=9)
     np.testing.assert_allclose(runner(inputs), _reference(pretrained, inputs), atol=1e-4)
 

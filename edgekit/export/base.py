@@ -76,6 +76,7 @@ class Runner(Protocol):
 
     input_names: tuple[str, ...]
     runtime: str  # e.g. "ai-edge-litert 2.3.0"
+    static_shape: tuple[int, int] | None  # fixed [batch, seq] of a static artifact, else None
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """Run one batch (int32 arrays [B, S]); returns the single output [B, C or H] float32.

@@ -34,16 +34,16 @@ class OnnxRunner:
         self.output_name = self.session.get_outputs()[0].name
         batch, seq = inputs[0].shape
         # Static: both dims are ints; dynamic: symbolic names (str) or None.
-        self.fixed: tuple[int, int] | None = (batch, seq) if isinstance(batch, int) and isinstance(seq, int) else None
+        self.static_shape: tuple[int, int] | None = (batch, seq) if isinstance(batch, int) and isinstance(seq, int) else None
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         missing = [n for n in self.input_names if n not in inputs]
         if missing:
             raise KeyError(f"ONNX artifact needs inputs {list(self.input_names)}; missing {missing}")
         feed = {n: np.asarray(inputs[n], dtype=np.int32) for n in self.input_names}
-        if self.fixed is None:
+        if self.static_shape is None:
             return self._run(feed)
-        return run_static(self._run, feed, *self.fixed)
+        return run_static(self._run, feed, *self.static_shape)
 
     def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         [out] = self.session.run([self.output_name], feed)

@@ -31,14 +31,13 @@ class OpenVINORunner:
         self.input_names = tuple(p.get_any_name() for p in model.inputs)
         self.runtime = f"openvino {ov.get_version().split('-')[0]} ({device})"
         shape = model.inputs[0].get_partial_shape()
-        self.static = shape.is_static
-        self.shape = tuple(shape.to_shape()) if self.static else None
+        self.static_shape = tuple(shape.to_shape()) if shape.is_static else None
 
     def _call(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         result = self.request.infer({n: np.asarray(inputs[n], dtype=np.int32) for n in self.input_names})
         return np.asarray(next(iter(result.values())), dtype=np.float32)
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        if self.static:
-            return run_static(self._call, inputs, self.shape[0], self.shape[1])
+        if self.static_shape is not None:
+            return run_static(self._call, inputs, *self.static_shape)
         return self._call(inputs)
