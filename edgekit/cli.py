@@ -259,8 +259,8 @@ def bench(target, device, seq_len, threads, json_path, on_host, min_runs, min_se
 
     Batch-1 latency p50/p90/p99/mean/min after warm-up, model load and first-inference time,
     throughput, peak RSS and an energy estimate (p50 × the profile's nominal watts). A folder
-    run also writes each p50 into its edgekit.json (latency_ms). An absent device is an error
-    unless --on-host.
+    run also writes each p50 into its edgekit.json (latency_ms) and rewrites report.md / .json /
+    .png with them. An absent device is an error unless --on-host.
     """
     from pathlib import Path
 

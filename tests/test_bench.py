@@ -210,7 +210,13 @@ def test_folder_run_updates_manifest_latency_and_skips_what_the_device_cannot_ru
     strip = [{k: v for k, v in a.items() if k != "latency_ms"} for a in before["artifacts"]]
     assert strip == [{k: v for k, v in a.items() if k != "latency_ms"} for a in after["artifacts"]]
     assert {k: v for k, v in after.items() if k != "artifacts"} == {k: v for k, v in before.items() if k != "artifacts"}
-    assert not [p for p in folder.rglob(".*.tmp")]
+    assert not [p for p in folder.rglob(".*.tmp*")]
+    report = (folder / "report.md").read_text()  # the report shows the new figures and says how they were taken
+    for entry in after["artifacts"]:
+        assert f"| {entry['latency_ms']['p50']:.2f} | {entry['runtime']} |" in report
+        how = f"p50 `edgekit bench` on x86-cpu (device), {entry['latency_ms']['runtime']}, 8 tokens, 1 threads"
+        assert f"{how}, {entry['latency_ms']['utc']}: {entry['format']} {entry['precision']}." in report
+    assert json.loads((folder / "report.json").read_text())["artifacts"][0]["latency_ms"]["seq_len"] == 8
     result = CliRunner().invoke(main, ["bench", str(folder), "--device", "coral-usb", "--on-host", *FAST])
     assert result.exit_code == 0, result.output
     doc = json.loads((folder / "bench" / "all-coral-usb-host-natural.json").read_text())

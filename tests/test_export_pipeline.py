@@ -69,6 +69,7 @@ def test_export_writes_artifacts_manifest_and_reports(exported):
     assert weights["fp16"] < 0.6 * weights["fp32"]
     report = (out / "report.md").read_text()
     assert report.count("| openvino |") == 3 and report.count("| tflite |") == 1 and "✅" in report
+    assert "p50 at export: natural length, on the exporting host: openvino fp32, openvino fp16" in report
     assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((out / "report.json").read_text())["artifacts"][0]["format"] == "openvino"
     assert "wrote" in result.output

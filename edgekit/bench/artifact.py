@@ -19,6 +19,7 @@ from edgekit.config import Format, Precision, load_device
 from edgekit.config.device import DeviceProfile
 from edgekit.errors import EdgekitError, ModelLoadError
 from edgekit.ondevice import bench as ondevice
+from edgekit.report.manifest import write_reports
 
 BACKENDS = {"tflite": "edgekit.export.tflite", "onnx": "edgekit.export.onnx", "openvino": "edgekit.export.openvino"}
 BUNDLED_TEXTS = Path(__file__).resolve().parents[2] / "recipes" / "data" / "english-eval.tsv"
@@ -141,9 +142,11 @@ def bench_folder(folder: str | Path, s: BenchSettings) -> dict:
 
 
 def update_manifest_latency(folder: Path, results: list[dict]) -> None:
-    """Replace each measured artifact's ``latency_ms`` in ``edgekit.json`` (atomic rename).
+    """Replace each measured artifact's ``latency_ms`` in ``edgekit.json`` and rewrite the reports
+    (report.md / .json / .png) from it, each file by atomic rename.
 
     Keeps the export's keys (``p50``, ``p90``, ``runs``) and says how the figure was taken."""
+
     manifest = _manifest(folder)
     by_path = {r["artifact"]: r for r in results if r["status"] == "ok"}
     for entry in manifest["artifacts"]:
@@ -156,7 +159,7 @@ def update_manifest_latency(folder: Path, results: list[dict]) -> None:
             "runs": lat["runs"], "seq_len": r["inputs"]["seq_len"] or "natural",
             "tokens_mean": r["inputs"]["tokens_mean"], "threads": r["threads"], "device": r["profile"],
             "where": r["where"], "runtime": r["runtime"], "measured_by": "edgekit bench", "utc": r["started_utc"]}
-    ondevice.write_json(folder / ondevice.MANIFEST, manifest)
+    write_reports(folder, manifest)
 
 
 def default_json(target: Path, s: BenchSettings) -> Path:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 from edgekit.config import EvaluationSection
@@ -68,13 +69,18 @@ def build_manifest(exporter, artifacts: list, facts: dict) -> dict:
 
 
 def write_reports(folder: Path, manifest: dict) -> None:
+    """edgekit.json, report.json, report.md and report.png from ``manifest``; each file is
+    written to a hidden sibling and renamed into place, so a reader never sees half a file."""
     from edgekit.report.tables import write_markdown, write_plot
 
-    text = json.dumps(manifest, indent=2, default=str) + "\n"
-    (folder / MANIFEST).write_text(text)
     report = {"evaluation": manifest["evaluation"], "artifacts": [
         {k: a[k] for k in ("format", "precision", "status", "error", "bytes", "metrics", "latency_ms", "gate")}
         for a in manifest["artifacts"]]}
-    (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    write_markdown(folder / "report.md", manifest)
-    write_plot(folder / "report.png", manifest)
+    writers = {MANIFEST: lambda p: p.write_text(json.dumps(manifest, indent=2, default=str) + "\n"),
+               "report.json": lambda p: p.write_text(json.dumps(report, indent=2) + "\n"),
+               "report.md": lambda p: write_markdown(p, manifest),
+               "report.png": lambda p: write_plot(p, manifest)}
+    for name, write in writers.items():
+        tmp = folder / f".{name}.tmp{Path(name).suffix}"  # keeps the suffix: matplotlib picks the format by it
+        write(tmp)
+        os.replace(tmp, folder / name)

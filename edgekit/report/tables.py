@@ -19,7 +19,7 @@ def write_markdown(path: Path, manifest: dict) -> None:
     ev = manifest["evaluation"]
     lines = [f"# edgekit export: {manifest['recipe']['name']}", "",
              f"Task {manifest['task']}; evaluated on the `{ev['split']}` split ({ev['examples']} texts) with each "
-             f"artifact's own runtime; latency: batch 1, natural length, p50 on this host.", "",
+             f"artifact's own runtime; latency: batch 1, p50 (how it was taken: below the table).", "",
              "| format | precision | status | size MB | metric | value | Δ vs fp32 TF | p50 ms | runtime |",
              "|---|---|---|---|---|---|---|---|---|"]
     for a in manifest["artifacts"]:
@@ -31,8 +31,25 @@ def write_markdown(path: Path, manifest: dict) -> None:
             f"{value:.4f}" if value is not None else "–", f"{delta:+.4f}" if delta is not None else "–",
             f"{a['latency_ms']['p50']:.2f}" if a.get("latency_ms") else "–", a.get("runtime") or "–"))
     reference = ", ".join(f"{k} {v:.4f}" for k, v in ev["fp32_tensorflow"].items())
-    lines += ["", f"fp32 TensorFlow reference: {reference}."]
+    lines += ["", f"fp32 TensorFlow reference: {reference}.", "", *_latency_notes(manifest["artifacts"])]
     path.write_text("\n".join(lines) + "\n")
+
+
+def _latency_notes(artifacts: list[dict]) -> list[str]:
+    """One line per distinct way the p50 column was measured (at export, or by ``edgekit bench``)."""
+    notes: dict[str, list[str]] = {}
+    for a in artifacts:
+        lat = a.get("latency_ms")
+        if not lat:
+            continue
+        if lat.get("measured_by") == "edgekit bench":
+            seq = "natural length" if lat["seq_len"] == "natural" else f"{lat['seq_len']} tokens"
+            how = (f"`edgekit bench` on {lat['device']} ({lat['where']}), {lat['runtime']}, {seq}, "
+                   f"{lat['threads']} threads, {lat['utc']}")
+        else:
+            how = "at export: natural length, on the exporting host"
+        notes.setdefault(how, []).append(f"{a['format']} {a['precision']}")
+    return [f"p50 {how}: {', '.join(names)}." for how, names in notes.items()]
 
 
 def write_plot(path: Path, manifest: dict) -> None:
@@ -51,7 +68,7 @@ def write_plot(path: Path, manifest: dict) -> None:
         ax.scatter(a["latency_ms"]["p50"], value, s=20 + a["bytes"] / 2e5, alpha=0.6)
         ax.annotate(f"{a['format']} {a['precision']}", (a["latency_ms"]["p50"], value), fontsize=7,
                     xytext=(4, 4), textcoords="offset points")
-    ax.set_xlabel("p50 latency, batch 1, natural length (ms, this host)")
+    ax.set_xlabel("p50 latency, batch 1 (ms; how it was taken: report.md)")
     ax.set_ylabel(name or "score")
     ax.set_title(f"{manifest['recipe']['name']}: marker size = file size")
     ax.grid(alpha=0.3)
