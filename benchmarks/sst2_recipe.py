@@ -4,9 +4,10 @@ Columns: model, layers, params, test accuracy, % of the teacher's accuracy, batc
 TensorFlow (p50 over the test sentences at their natural length, and at seq 128), and the
 wall time each stage took when it ran. Latency is measured in ``--rounds`` interleaved rounds
 (every model once per round), and each figure is the median of its per-round p50s, so a burst
-of load from elsewhere lands on all models alike instead of on one row. Extra students (e.g. 2 layers) come from ``--variant``;
-``--prune HEADS,FFN`` adds a structured-prune stage (fractions of heads / FFN neurons removed
-per layer, then the recipe's default one-epoch recovery fine-tune) after the recipe's student.
+of load from elsewhere lands on all models alike instead of on one row. Extra students (e.g.
+2 layers) come from ``--variant``; ``--prune HEADS,FFN`` adds a structured-prune stage
+(fractions of heads / FFN neurons removed per layer, then the recipe's default one-epoch
+recovery fine-tune) after the recipe's student.
 
     .venv/bin/python benchmarks/sst2_recipe.py --variant 2,5 --prune 0.25,0.5 \
         --json benchmarks/results/sst2_recipe.json

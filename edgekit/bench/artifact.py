@@ -146,7 +146,6 @@ def update_manifest_latency(folder: Path, results: list[dict]) -> None:
     (report.md / .json / .png) from it, each file by atomic rename.
 
     Keeps the export's keys (``p50``, ``p90``, ``runs``) and says how the figure was taken."""
-
     manifest = _manifest(folder)
     by_path = {r["artifact"]: r for r in results if r["status"] == "ok"}
     for entry in manifest["artifacts"]:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
+from edgekit.atomic import publish_file
 from edgekit.config import EvaluationSection
 
 MANIFEST = "edgekit.json"
@@ -82,5 +82,8 @@ def write_reports(folder: Path, manifest: dict) -> None:
                "report.png": lambda p: write_plot(p, manifest)}
     for name, write in writers.items():
         tmp = folder / f".{name}.tmp{Path(name).suffix}"  # keeps the suffix: matplotlib picks the format by it
-        write(tmp)
-        os.replace(tmp, folder / name)
+        try:
+            write(tmp)
+            publish_file(tmp, folder / name)
+        finally:
+            tmp.unlink(missing_ok=True)
