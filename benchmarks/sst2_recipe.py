@@ -5,9 +5,9 @@ TensorFlow (p50 over the test sentences at their natural length, and at seq 128)
 wall time each stage took when it ran. Latency is measured in ``--rounds`` interleaved rounds
 (every model once per round), and each figure is the median of its per-round p50s, so a burst
 of load from elsewhere lands on all models alike instead of on one row. Extra students (e.g.
-2 layers) come from ``--variant``; ``--prune HEADS,FFN`` adds a structured-prune stage
-(fractions of heads / FFN neurons removed per layer, then the recipe's default one-epoch
-recovery fine-tune) after the recipe's student.
+2 layers) come from ``--variant``; ``--prune HEADS,FFN`` prunes the recipe's student with
+other fractions of heads / FFN neurons removed per layer (the recipe's recovery settings,
+else a one-epoch recovery fine-tune).
 
     .venv/bin/python benchmarks/sst2_recipe.py --variant 2,5 --prune 0.25,0.5 \
         --json benchmarks/results/sst2_recipe.json
@@ -34,7 +34,8 @@ def _pruned(recipe, spec: str):
     from edgekit.config.recipe import PruneSection
 
     heads, ffn = (float(x) for x in spec.split(","))
-    return dataclasses.replace(recipe, prune=PruneSection(head_sparsity=heads, ffn_sparsity=ffn))
+    section = dataclasses.replace(recipe.prune or PruneSection(), head_sparsity=heads, ffn_sparsity=ffn)
+    return dataclasses.replace(recipe, prune=section)
 
 
 def main(argv: list[str] | None = None) -> int:

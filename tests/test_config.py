@@ -32,6 +32,10 @@ BAD_RECIPES = {
     "missing_model_folder": "model.source: expected a built-in model (minilm-l6) or an existing folder, "
                             "got './models/nowhere'",
     "bool_as_int": "seed: expected an integer, got bool True",
+    "recovery_teacher_without_distill": "prune.recovery_distill.teacher: expected a distill stage for 'teacher' "
+                                        "(or use 'unpruned')",
+    "recovery_distill_with_magnitude": "prune.recovery_distill: expected only with method 'structured' "
+                                       "(magnitude pruning recovers on the labels)",
 }
 BAD_DEVICES = {
     "device_no_power_source": "power.source: expected a citation for the power figure",

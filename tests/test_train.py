@@ -160,6 +160,69 @@ def test_pipeline_caches_stages_and_keys_them_by_settings(toy, tmp_path):
     assert not third[1].reused and third[1].folder != first[1].folder
 
 
+
+def _test_logits(folder, split):
+    from edgekit.models import load_pretrained
+    from edgekit.train.batching import TokenizedDataset
+    from edgekit.train.infer import model_outputs
+
+    model = load_pretrained(folder)
+    return model_outputs(model.model, TokenizedDataset(split, model.tokenizer, 16, tuple(model.model.input_names)))["logits"]
+
+
+def test_prune_stage_recovers_by_distilling_the_unpruned_model(toy, tmp_path):
+    from edgekit.train.pipeline import run_training
+
+    body = ("finetune: {epochs: 4, batch_size: 16, learning_rate: 3.0e-3}\n"
+            "prune: {head_sparsity: 0.5, ffn_sparsity: 0.75,\n"
+            "        recovery: {epochs: 2, batch_size: 4, learning_rate: 1.0e-3}%s}\n")
+    recipe = load_recipe(write_recipe(toy, body % ",\n        recovery_distill: {alpha: 0.8, hidden_loss_weight: 1.0}"))
+    assert recipe.prune.recovery_distill.hidden_loss_weight == 1.0
+    _, finetuned, pruned = run_training(recipe, cache_root=tmp_path, show_progress=False)
+    record, before = pruned.record, pruned.record["before_recovery"]
+    assert record["metrics"]["params"] == before["params"] < record["params_before"] == finetuned.record["metrics"]["params"]
+    assert record["steps"] == 2 * 64 and record["history"][-1]["loss"] < record["history"][0]["loss"]
+    assert record["metrics"]["test_agreement"] >= 0.95 and record["metrics"]["test_accuracy"] >= 0.9
+
+    labels_only = load_recipe(write_recipe(toy, body % ""))
+    assert labels_only.prune.recovery_distill is None
+    again = run_training(labels_only, cache_root=tmp_path, show_progress=False)
+    assert again[1].reused and not again[2].reused and again[2].folder != pruned.folder
+    # Both recoveries keep the labels on this easy task; distillation also keeps the unpruned
+    # model's logits (measured: mean |difference| 0.03 vs 1.16 for labels only, logits ~1.6).
+    split = _splits(toy)["test"]
+    unpruned = _test_logits(finetuned.folder, split)
+    distilled_gap = np.abs(_test_logits(pruned.folder, split) - unpruned).mean()
+    labels_gap = np.abs(_test_logits(again[2].folder, split) - unpruned).mean()
+    assert distilled_gap < 0.15 and labels_gap > 3 * distilled_gap, (distilled_gap, labels_gap)
+
+
+def test_prune_recovery_learns_from_the_teacher_it_names(toy, tmp_path):
+    from edgekit.train.pipeline import run_training
+
+    body = ("finetune: {epochs: 4, batch_size: 16, learning_rate: 3.0e-3}\n"
+            "distill: {student: {layers_from_teacher: [1]}, epochs: 4, batch_size: 16, learning_rate: 3.0e-3}\n"
+            "prune: {head_sparsity: 0.5, ffn_sparsity: 0.75,\n"
+            "        recovery: {epochs: 2, batch_size: 4, learning_rate: 1.0e-3},\n"
+            "        recovery_distill: {teacher: %s, alpha: 1.0, hidden_loss_weight: 1.0}}\n")
+    split = _splits(toy)["test"]
+    gaps = {}
+    for teacher in ("teacher", "unpruned"):
+        _, finetuned, student, pruned = run_training(load_recipe(write_recipe(toy, body % teacher)),
+                                                     cache_root=tmp_path, show_progress=False)
+        assert pruned.record["metrics"]["test_accuracy"] >= 0.9
+        logits = _test_logits(pruned.folder, split)
+        gaps[teacher] = (np.abs(logits - _test_logits(finetuned.folder, split)).mean(),
+                         np.abs(logits - _test_logits(student.folder, split)).mean())
+        gaps[teacher, "folder"] = pruned.folder
+    # measured mean |logit difference| to (teacher, unpruned student): (0.011, 0.105) and (0.105, 0.017)
+    to_teacher, to_student = gaps["teacher"]
+    assert to_teacher < to_student / 3, gaps
+    to_teacher, to_student = gaps["unpruned"]
+    assert to_student < to_teacher / 3, gaps
+    assert gaps["teacher", "folder"] != gaps["unpruned", "folder"]
+
+
 MIRRORED = """
 import sys; sys.path.insert(0, {tests!r})
 from pathlib import Path

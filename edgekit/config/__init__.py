@@ -15,6 +15,7 @@ from edgekit.config.enums import (
     Pooling,
     Precision,
     PruneMethod,
+    RecoveryTeacher,
     Runtime,
     ShapeMode,
     Task,
@@ -31,6 +32,7 @@ from edgekit.config.recipe import (
     PruneSection,
     QuantizeSection,
     Recipe,
+    RecoveryDistill,
     StudentSection,
     TrainSchedule,
 )
@@ -107,6 +109,6 @@ __all__ = [
     "Accepts", "Calibration", "ConfigError", "DataFormat", "DataSection",
     "DeviceProfile", "Distribute", "DistillSection", "EvaluationSection", "ExportSection", "ExportTarget",
     "FieldError", "FinetuneSection", "Format", "Gate", "ModelSection", "Pooling", "Power", "Precision",
-    "PruneMethod", "PruneSection", "QuantizeSection", "Recipe", "Runtime", "ShapeMode", "StudentSection",
-    "Task", "TrainSchedule", "list_devices", "load_device", "load_recipe", "read_yaml",
+    "PruneMethod", "PruneSection", "QuantizeSection", "Recipe", "RecoveryDistill", "RecoveryTeacher", "Runtime",
+    "ShapeMode", "StudentSection", "Task", "TrainSchedule", "list_devices", "load_device", "load_recipe", "read_yaml",
 ]

@@ -61,6 +61,13 @@ class PruneMethod(str, enum.Enum):
     MAGNITUDE = "magnitude"
 
 
+class RecoveryTeacher(str, enum.Enum):
+    """Whom a pruned model distils from while it recovers."""
+
+    UNPRUNED = "unpruned"  # the prune stage's input: same layers, layer i learns from layer i
+    TEACHER = "teacher"  # the distill stage's teacher, at the student's layers_from_teacher
+
+
 class Calibration(str, enum.Enum):
     """How activation ranges are chosen for static int8 (issue 4 notes: min/max breaks BERT)."""
 

@@ -19,6 +19,7 @@ from edgekit.config.enums import (
     Pooling,
     Precision,
     PruneMethod,
+    RecoveryTeacher,
     ShapeMode,
     Task,
 )
@@ -132,10 +133,29 @@ class DistillSection(TrainSchedule):
     def __post_init__(self):
         super().__post_init__()
         require(self.student is not None, "student", "missing required key (expected a mapping)")
-        _positive(self.temperature, "temperature")
-        _fraction(self.alpha, "alpha")
-        require(self.hidden_loss_weight >= 0, "hidden_loss_weight", "expected a weight >= 0")
+        _check_soft_targets(self)
         require(self.attention_loss_weight >= 0, "attention_loss_weight", "expected a weight >= 0")
+
+
+def _check_soft_targets(section) -> None:
+    _positive(section.temperature, "temperature")
+    _fraction(section.alpha, "alpha")
+    require(section.hidden_loss_weight >= 0, "hidden_loss_weight", "expected a weight >= 0")
+
+
+@dataclass(frozen=True)
+class RecoveryDistill:
+    """Recover a pruned model by distillation (the distil stage's loss): soft targets at
+    ``temperature`` + hard labels, and optionally hidden states, from the unpruned model
+    (pruning keeps depth and width: layer i learns from layer i) or the distil stage's teacher."""
+
+    teacher: RecoveryTeacher = RecoveryTeacher.UNPRUNED
+    temperature: float = 2.0
+    alpha: float = 0.5  # weight of the soft-target loss; 1 - alpha goes to the hard labels
+    hidden_loss_weight: float = 0.0
+
+    def __post_init__(self):
+        _check_soft_targets(self)
 
 
 @dataclass(frozen=True)
@@ -148,11 +168,14 @@ class PruneSection:
     ffn_sparsity: float = 0.0  # structured: fraction of FFN neurons removed per layer
     target_sparsity: float = 0.0  # magnitude: fraction of weights set to zero
     recovery: TrainSchedule = field(default_factory=lambda: TrainSchedule(epochs=1.0))
+    recovery_distill: RecoveryDistill | None = None  # None: recovery trains on the labels only
 
     def __post_init__(self):
         for key in ("head_sparsity", "ffn_sparsity", "target_sparsity"):
             value = getattr(self, key)
             require(0.0 <= value < 1.0, key, f"expected a fraction in [0, 1), got {value}")
+        require(self.recovery_distill is None or self.method is PruneMethod.STRUCTURED, "recovery_distill",
+                "expected only with method 'structured' (magnitude pruning recovers on the labels)")
 
 
 @dataclass(frozen=True)
@@ -245,6 +268,10 @@ class Recipe:
         if self.distill is not None and not classify:
             require(self.distill.unlabeled_text is not None or self.data is not None, "distill.unlabeled_text",
                     "expected unlabeled text (or a data section) to distil a feature-extraction model")
+        transfer = self.prune.recovery_distill if self.prune is not None else None
+        if transfer is not None and transfer.teacher is RecoveryTeacher.TEACHER:
+            require(self.distill is not None, "prune.recovery_distill.teacher",
+                    "expected a distill stage for 'teacher' (or use 'unpruned')")
         if self.evaluation.min_accuracy is not None or self.evaluation.max_accuracy_drop is not None:
             require(classify, "evaluation", "expected accuracy gates only for task 'text-classification'")
 

@@ -101,6 +101,17 @@ class TeacherCache:
             np.save(folder / "teacher_offsets.npy", self.offsets)
 
     @classmethod
+    def in_folder(cls, folder: Path, teacher_model, data: TokenizedDataset, target_key: str,
+                  layers: tuple[int, ...] | None) -> "TeacherCache":
+        """The cache saved in ``folder`` (a resumed stage), else computed now and saved there."""
+        folder.mkdir(parents=True, exist_ok=True)
+        cache = cls.load(folder)
+        if cache is None:
+            cache = cls.compute(teacher_model, data, target_key, layers)
+            cache.save(folder)
+        return cache
+
+    @classmethod
     def load(cls, folder: Path) -> "TeacherCache | None":
         if not (folder / "teacher_targets.npy").is_file():
             return None
@@ -173,7 +184,7 @@ def _attention_kl(teacher_model, student_out, inputs, mask, section):
 
 def distill(teacher: Pretrained, student: Pretrained, data: TokenizedDataset, cache: TeacherCache,
             section: DistillSection, *, classify: bool, seed: int, strategy, work_dir: Path | None = None,
-            show_progress: bool = True, teacher_attention_model=None) -> FitResult:
+            show_progress: bool = True, teacher_attention_model=None, description: str = "distill") -> FitResult:
     """Train ``student`` (built in ``strategy.scope()``, with hidden states if mapped) in place."""
     trackables, projection = {}, None
     if section.hidden_loss_weight and student.config.hidden_size != teacher.config.hidden_size:
@@ -184,5 +195,5 @@ def distill(teacher: Pretrained, student: Pretrained, data: TokenizedDataset, ca
     loss_fn = distillation_loss(student.model, section, classify=classify, projection=projection,
                                 teacher_model=teacher_attention_model)
     return fit(model=student.model, loss_fn=loss_fn, data=data, schedule=section, seed=seed, strategy=strategy,
-               description="distill", extras=cache.extras, trackables=trackables, work_dir=work_dir,
+               description=description, extras=cache.extras, trackables=trackables, work_dir=work_dir,
                show_progress=show_progress)

@@ -43,6 +43,7 @@ class TrainingRun:
         self.splits: dict[str, TextDataset] = load_splits(recipe.data) if recipe.data is not None else {}
         if self.classify and self.splits and not self.splits[next(iter(self.splits))].label_names:
             raise ConfigError("data.label_column: a text-classification recipe needs labelled data")
+        self.inputs: dict[str, Path] = {}  # stage name -> the checkpoint folder it read
         self.strategy = make_strategy(recipe.distribute)
         suffix = worker_suffix(self.strategy)
         if suffix is not None:  # multi-worker: only the chief writes the shared cache
@@ -98,6 +99,15 @@ class TrainingRun:
                 result[name] = model_outputs(pretrained.model, data, (key,))[key]
         return result
 
+    def recovery_teacher(self) -> Path | None:
+        """The distill stage's teacher folder when prune recovery distils from it, else None."""
+        from edgekit.config import RecoveryTeacher
+
+        transfer = self.recipe.prune.recovery_distill if self.recipe.prune else None
+        if transfer is None or transfer.teacher is not RecoveryTeacher.TEACHER:
+            return None
+        return self.inputs["distill"]
+
     def training_text(self) -> TextDataset:
         if "train" in self.splits:
             return self.splits["train"]
@@ -121,7 +131,10 @@ def run_training(recipe: Recipe, *, cache_root: Path | None = None, show_progres
             continue
         section = getattr(recipe, name)
         text = getattr(section, "unlabeled_text", None)
-        slot = run.slot(name, folder_digest(folder), section, text and run.training_text().fingerprint())
+        run.inputs[name] = folder
+        teacher = run.recovery_teacher() if name == "prune" else None
+        extra = (folder_digest(teacher),) if teacher else ()
+        slot = run.slot(name, folder_digest(folder), section, text and run.training_text().fingerprint(), *extra)
         record = slot.finished()
         if record is None:
             began = time.perf_counter()

@@ -55,12 +55,8 @@ def distill(run, source: Path, slot: StageSlot) -> dict:
                           "(add a finetune stage or use a fine-tuned model.source)")
     text = run.training_text()
     data = TokenizedDataset(text, teacher.tokenizer, recipe.model.max_length, tuple(teacher.model.input_names))
-    slot.work.mkdir(parents=True, exist_ok=True)
-    cache = TeacherCache.load(slot.work)
-    if cache is None:
-        target = "logits" if run.classify else "pooled"
-        cache = TeacherCache.compute(teacher.model, data, target, layers if section.hidden_loss_weight else None)
-        cache.save(slot.work)
+    cache = TeacherCache.in_folder(slot.work, teacher.model, data, "logits" if run.classify else "pooled",
+                                   layers if section.hidden_loss_weight else None)
     reference = run.outputs(teacher)
     with run.strategy.scope():
         student = build_student(teacher, section)
@@ -81,20 +77,26 @@ def prune(run, source: Path, slot: StageSlot) -> dict:
     recipe, section = run.recipe, run.recipe.prune
     if not run.classify or "train" not in run.splits:
         raise ConfigError("prune: expected a text-classification recipe with a training split (for recovery)")
-    model = load_pretrained(source)
+    transfer = section.recovery_distill if section.method is PruneMethod.STRUCTURED else None
+    model = load_pretrained(source, output_hidden_states=bool(transfer and transfer.hidden_loss_weight))
     reference = run.outputs(model)
     before = int(model.model.count_params())
     data = TokenizedDataset(run.splits["train"], model.tokenizer, recipe.model.max_length,
                             tuple(model.model.input_names))
     sample = [(b.inputs, b.labels) for b in (data.batch(r) for r in data.epoch_order(32, recipe.seed, 0)[:32])]
     if section.method is PruneMethod.STRUCTURED:
+        unpruned = model
         with run.strategy.scope():
             model = pruning.prune_structured(model, sample, head_sparsity=section.head_sparsity,
                                              ffn_sparsity=section.ffn_sparsity)
-        fit = train(model, run.splits["train"], section.recovery, max_length=recipe.model.max_length,
-                    seed=recipe.seed, strategy=run.strategy, work_dir=slot.work, show_progress=run.show_progress,
-                    description="prune recovery")
-        extra = _fit_record(fit)
+        before_recovery = run.evaluate(model, reference)
+        if transfer is None:
+            fit = train(model, run.splits["train"], section.recovery, max_length=recipe.model.max_length,
+                        seed=recipe.seed, strategy=run.strategy, work_dir=slot.work,
+                        show_progress=run.show_progress, description="prune recovery")
+        else:
+            fit = _distill_recovery(run, unpruned, model, data, section, slot)
+        extra = {**_fit_record(fit), "before_recovery": before_recovery}
     else:
         steps = max(1, int(section.recovery.epochs * data.num_batches(section.recovery.batch_size)))
         batches = [(b.inputs, b.labels) for b in (data.batch(r) for e in range(int(section.recovery.epochs) + 1)
@@ -108,3 +110,26 @@ def prune(run, source: Path, slot: StageSlot) -> dict:
     metrics = run.evaluate(model, reference)
     return {"stage": "prune", "settings": dataclasses.asdict(section), **extra, "params_before": before,
             "metrics": metrics, "_pretrained": model}
+
+
+def _distill_recovery(run, unpruned, pruned, data: TokenizedDataset, section, slot: StageSlot):
+    """Recovery as distillation from the unpruned model (same depth and width: layer i → i) or
+    from the distill stage's teacher (at the student's ``layers_from_teacher``)."""
+    from edgekit.config import DistillSection, StudentSection
+    from edgekit.train.distill import TeacherCache, distill
+
+    transfer = section.recovery_distill
+    teacher_folder = run.recovery_teacher()
+    if teacher_folder is None:
+        teacher, layers = unpruned, tuple(range(unpruned.config.num_layers))
+    else:
+        teacher = load_pretrained(teacher_folder, output_hidden_states=bool(transfer.hidden_loss_weight))
+        layers = run.recipe.distill.student.layers_from_teacher
+    settings = {k: v for k, v in dataclasses.asdict(transfer).items() if k != "teacher"}
+    schedule = DistillSection(**dataclasses.asdict(section.recovery), **settings,
+                              student=StudentSection(layers_from_teacher=layers))
+    cache = TeacherCache.in_folder(slot.work, teacher.model, data, "logits",
+                                   layers if transfer.hidden_loss_weight else None)
+    return distill(teacher, pruned, data, cache, schedule, classify=True, seed=run.recipe.seed,
+                   strategy=run.strategy, work_dir=slot.work, show_progress=run.show_progress,
+                   description="prune recovery")
