@@ -4,13 +4,13 @@ Columns: model, layers, params, test accuracy, % of the teacher's accuracy, batc
 TensorFlow (p50 over the test sentences at their natural length, and at seq 128), and the
 wall time each stage took when it ran. Latency is measured in ``--rounds`` interleaved rounds
 (every model once per round), and each figure is the median of its per-round p50s, so a burst
-of load from elsewhere lands on all models alike instead of on one row. Extra students (e.g.
+of load from elsewhere lands on all models alike instead of on one row; a speed-up is the
+median of the per-round ratios teacher p50 / model p50. Extra students (e.g.
 2 layers) come from ``--variant``; ``--prune HEADS,FFN`` prunes the recipe's student with
 other fractions of heads / FFN neurons removed per layer (the recipe's recovery settings,
 else a one-epoch recovery fine-tune).
 
-    .venv/bin/python benchmarks/sst2_recipe.py --variant 2,5 --prune 0.25,0.5 \
-        --json benchmarks/results/sst2_recipe.json
+    .venv/bin/python benchmarks/sst2_recipe.py --variant 2,5 --json benchmarks/results/sst2_recipe.json
 """
 
 from __future__ import annotations
@@ -80,8 +80,10 @@ def main(argv: list[str] | None = None) -> int:
             length = min(128, model.config.max_position_embeddings)
             p50s[folder]["seq128"].append(fixed_length(model.model, length).p50_ms)
     rows = []
+    teacher_rounds = next(p50s[f] for f, r in stages.items() if r.stage == "finetune")
     for folder, result in stages.items():
         metrics = result.record["metrics"]
+        speedup = {key: float(np.median(np.divide(teacher_rounds[key], p50s[folder][key]))) for key in p50s[folder]}
         rows.append({
             "model": "teacher" if result.stage == "finetune" else f"{result.stage} student",
             "stage": result.stage, "folder": str(folder), "layers": metrics["layers"], "params": metrics["params"],
@@ -89,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             "test_agreement": metrics.get("test_agreement"),
             "p50_ms_natural": float(np.median(p50s[folder]["natural"])),
             "p50_ms_seq128": float(np.median(p50s[folder]["seq128"])),
+            "speedup_natural": speedup["natural"], "speedup_seq128": speedup["seq128"],
             "p50_ms_rounds": p50s[folder], "stage_seconds": result.record.get("seconds"),
         })
 
@@ -97,11 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     head = f"{'model':<16} {'layers':>6} {'params':>11} {'test acc':>8} {'% teacher':>9} " \
            f"{'p50 natural':>11} {'p50 @128':>9} {'speed-up nat / 128':>18} {'stage time':>10}"
     print(head)
-    base, base128 = rows[0]["p50_ms_natural"], rows[0]["p50_ms_seq128"]
     for r in rows:
         print(f"{r['model']:<16} {r['layers']:>6} {r['params']:>11,} {100 * r['test_accuracy']:>7.2f}% "
               f"{100 * r['of_teacher']:>8.1f}% {r['p50_ms_natural']:>9.2f}ms {r['p50_ms_seq128']:>7.2f}ms "
-              f"{base / r['p50_ms_natural']:>10.2f}x / {base128 / r['p50_ms_seq128']:.2f}x {r['stage_seconds'] or 0:>9.0f}s")
+              f"{r['speedup_natural']:>10.2f}x / {r['speedup_seq128']:.2f}x {r['stage_seconds'] or 0:>9.0f}s")
     if args.json:
         write_results(args.json, "sst2_recipe", rows, recipe=recipe.name, threads=args.threads, rounds=args.rounds)
     return 0

@@ -77,6 +77,14 @@ def test_shipped_recipes_load(path):
             assert split is None or split.is_file()
 
 
+def test_recipe_summary_states_the_prune_plan():
+    from edgekit.config.summary import recipe_lines
+
+    lines = recipe_lines(load_recipe(REPO / "recipes" / "sst2-minilm-distill.yaml"))
+    assert "prune    structured: 25% of heads, 50% of FFN neurons removed per layer; " \
+           "recovery 2 epochs distilled from the teacher" in lines
+
+
 def test_shipped_devices_cover_the_targets():
     names = list_devices()
     assert {"x86-cpu", "rpi4", "rpi5", "coral-usb", "coral-devboard", "intel-npu", "android-arm64"} <= set(names)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from edgekit.config.device import DeviceProfile
+from edgekit.config.enums import PruneMethod, RecoveryTeacher
 from edgekit.config.recipe import Recipe
 
 
@@ -25,6 +26,8 @@ def recipe_lines(recipe: Recipe) -> list[str]:
         s = recipe.distill.student
         width = "" if s.hidden_size is None else f", hidden {s.hidden_size}"
         lines.append(f"student  {len(s.layers_from_teacher)} layers from teacher {list(s.layers_from_teacher)}{width}")
+    if recipe.prune is not None:
+        lines.append(f"prune    {_prune_plan(recipe)}")
     if recipe.export is not None:
         targets = ", ".join(f"{t.format.value}:{t.precision.value}" for t in recipe.export.targets)
         lines.append(f"export   {targets} (seq_len {recipe.export.seq_len}, {recipe.export.shapes.value} shapes)")
@@ -35,6 +38,19 @@ def recipe_lines(recipe: Recipe) -> list[str]:
         mode = " (warn only)" if recipe.evaluation.gate.value == "warn" else ""
         lines.append(f"gate     {recipe.evaluation.split}: " + ", ".join(f"{k} {v}" for k, v in gate.items()) + mode)
     return lines
+
+
+def _prune_plan(recipe: Recipe) -> str:
+    p = recipe.prune
+    if p.method is PruneMethod.MAGNITUDE:
+        removed = f"magnitude: {p.target_sparsity:.0%} of Dense weights set to zero"
+    else:
+        removed = f"structured: {p.head_sparsity:.0%} of heads, {p.ffn_sparsity:.0%} of FFN neurons removed per layer"
+    epochs = f"{p.recovery.epochs:g} epoch" + ("" if p.recovery.epochs == 1 else "s")
+    if p.recovery_distill is None:
+        return f"{removed}; recovery {epochs} on the labels"
+    teacher = {RecoveryTeacher.TEACHER: "the teacher", RecoveryTeacher.UNPRUNED: "the unpruned model"}
+    return f"{removed}; recovery {epochs} distilled from {teacher[p.recovery_distill.teacher]}"
 
 
 def device_line(profile: DeviceProfile) -> str:
