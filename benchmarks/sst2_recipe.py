@@ -5,10 +5,10 @@ TensorFlow (p50 over the test sentences at their natural length, and at seq 128)
 wall time each stage took when it ran. Latency is measured in ``--rounds`` interleaved rounds
 (every model once per round), and each figure is the median of its per-round p50s, so a burst
 of load from elsewhere lands on all models alike instead of on one row; a speed-up is the
-median of the per-round ratios teacher p50 / model p50. Extra students (e.g.
-2 layers) come from ``--variant``; ``--prune HEADS,FFN`` prunes the recipe's student with
-other fractions of heads / FFN neurons removed per layer (the recipe's recovery settings,
-else a one-epoch recovery fine-tune).
+median of the per-round ratios teacher p50 / model p50. Extra students (e.g. 2 layers) come
+from ``--variant``; ``--prune HEADS,FFN`` prunes the recipe's student with other fractions of
+heads / FFN neurons removed per layer (the recipe's recovery settings, else a one-epoch
+recovery fine-tune).
 
     .venv/bin/python benchmarks/sst2_recipe.py --variant 2,5 --json benchmarks/results/sst2_recipe.json
 """

@@ -77,7 +77,7 @@ def prune(run, source: Path, slot: StageSlot) -> dict:
     recipe, section = run.recipe, run.recipe.prune
     if not run.classify or "train" not in run.splits:
         raise ConfigError("prune: expected a text-classification recipe with a training split (for recovery)")
-    transfer = section.recovery_distill if section.method is PruneMethod.STRUCTURED else None
+    transfer = section.recovery_distill  # None unless structured (the recipe checks)
     model = load_pretrained(source, output_hidden_states=bool(transfer and transfer.hidden_loss_weight))
     reference = run.outputs(model)
     before = int(model.model.count_params())
