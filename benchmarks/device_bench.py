@@ -48,7 +48,7 @@ def _row(model: str, fixed: dict, natural: dict) -> dict:
                 "rss_added_mb": grown, "mj_est": r["energy"]["mj_per_inference"], "tokens_mean": r["inputs"]["tokens_mean"],
                 "runs": lat["runs"]}
 
-    metrics = fixed["metrics"]
+    metrics = fixed["export_metrics"]  # the export's evaluation, carried by bench for verified files
     score = next((f"{k} {metrics[k]:.4f}" for k in ("accuracy", "cosine_mean") if k in metrics), "")
     return {"model": model, "format": fixed["format"], "precision": fixed["precision"], "status": fixed["status"],
             "error": fixed["error"], "mb": round(fixed["bytes"] / 1e6, 1), "metric": score, "runtime": fixed.get("runtime"),

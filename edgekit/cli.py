@@ -7,6 +7,8 @@ loads TensorFlow.
 from __future__ import annotations
 
 import json
+import math
+import os
 import sys
 
 import click
@@ -15,11 +17,17 @@ from edgekit.errors import EdgekitError
 
 
 class _Group(click.Group):
-    """Turns edgekit's errors into one line on stderr and exit code 1 (``--debug``: traceback)."""
+    """Turns edgekit's errors into one line on stderr and exit code 1 (``--debug``: traceback);
+    a usage error (a bad option value) is one line too, exit code 2, pointing at ``--help``."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except click.UsageError as err:
+            if err.ctx is not None:
+                err.message = f"{err.message} (see '{err.ctx.command_path} --help')"
+                err.ctx = None  # click prints the usage text before the error when it has a context
+            raise
         except EdgekitError as err:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
@@ -35,9 +43,42 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
+class _Threads(click.ParamType):
+    """Runtime threads, 1 up to this machine's cores (``--threads 100000`` would start that many
+    threads): the one definition behind every command's ``--threads``."""
+
+    name = "integer"
+
+    def convert(self, value, param, ctx):
+        count = click.INT.convert(value, param, ctx)
+        cores = os.cpu_count() or 1
+        if not 1 <= count <= cores:
+            self.fail(f"expected 1..{cores} (this machine's cores), got {count}", param, ctx)
+        return count
+
+
+class _Seconds(click.FloatRange):
+    """A FloatRange that also refuses nan, which passes every range comparison."""
+
+    def convert(self, value, param, ctx):
+        seconds = super().convert(value, param, ctx)
+        if math.isnan(seconds):
+            self.fail(f"expected a number of seconds, got {value}", param, ctx)
+        return seconds
+
+
+THREADS = _Threads()
+
+
 def _read_texts(texts: tuple[str, ...]) -> list[str]:
     if texts == ("-",):
-        lines = [line.rstrip("\n") for line in sys.stdin]
+        from edgekit.errors import DataError
+        from edgekit.models.files import utf8_text
+
+        # Decoded here, not by the locale's text stream: a bad byte is named by offset and line.
+        # A closed stdin (sys.stdin None) holds no text.
+        text = utf8_text(sys.stdin.buffer.read() if sys.stdin else b"", "stdin", DataError)
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
         texts = tuple(line for line in lines if line.strip())
     if not texts:
         raise EdgekitError("no text given (pass TEXT arguments, or - to read one text per line from stdin)")
@@ -47,8 +88,9 @@ def _read_texts(texts: tuple[str, ...]) -> list[str]:
 @main.command()
 @click.argument("model")
 @click.argument("texts", nargs=-1, required=True)
-@click.option("--max-length", type=int, help="Truncate texts to N tokens [default: 128, or the model's limit].")
-@click.option("--batch-size", default=32, show_default=True, help="Texts per model call.")
+@click.option("--max-length", type=click.IntRange(min=2),
+              help="Truncate texts to N tokens [default: 128, or the model's limit].")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1), help="Texts per model call.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON with full vectors.")
 def predict(model: str, texts: tuple[str, ...], max_length: int | None, batch_size: int, as_json: bool) -> None:
     """Run MODEL on TEXTS and print labels (classifiers) or embeddings (encoders).
@@ -93,13 +135,17 @@ def models() -> None:
 @click.option("--device", help="Device profile (see `edgekit devices`): fit the recipe to it, or check the artifact on it.")
 @click.option("--edgetpu-build", "edgetpu_build", type=click.Path(file_okay=False),
               help="Write the Edge TPU build of a full-int8 .tflite here: head.tflite (CPU) + body.tflite.")
-def check(path: str, device: str | None, edgetpu_build: str | None) -> None:
+@click.option("--no-verify", "no_verify", is_flag=True,
+              help="Do not check an export folder's artifact against edgekit.json's sha256 first.")
+def check(path: str, device: str | None, edgetpu_build: str | None, no_verify: bool) -> None:
     """Validate a recipe, or check an artifact against a device.
 
     PATH is a recipe (.yaml): print what it will do (fitted to --device or its own device).
     PATH is an artifact (.tflite, .onnx, OpenVINO .xml): one verdict line per device rule
     (format, precision, shapes, tensor rank, op support, memory); for the Edge TPU, the
-    predicted partition and the share of MACs on the TPU. Exits 1 when a rule fails.
+    predicted partition and the share of MACs on the TPU. Exits 1 when a rule fails. An
+    artifact that the edgekit.json beside it lists is first checked against its size and
+    sha256 (--no-verify skips that).
     """
     from edgekit.config import load_recipe
     from edgekit.config.summary import recipe_lines
@@ -120,7 +166,15 @@ def check(path: str, device: str | None, edgetpu_build: str | None) -> None:
         profile = load_device(device)
     except ConfigError as err:
         raise ConfigError(f"--device: {err}") from None
-    report = check_artifact(path, profile)
+    build = f"--edgetpu-build {edgetpu_build}"
+    if edgetpu_build:
+        from edgekit.atomic import claim_dir
+        from edgekit.check.edgetpu_build import BUILD_RULES
+
+        if not path.endswith(".tflite"):
+            raise click.UsageError(f"{build}: expected a full-int8 .tflite artifact to split, got {path}")
+        claim_dir(edgetpu_build, build, apart={"the artifact": path}, **BUILD_RULES)
+    report = check_artifact(path, profile, verify=not no_verify)
     for line in report.lines():
         click.echo(line)
     if edgetpu_build:
@@ -130,7 +184,7 @@ def check(path: str, device: str | None, edgetpu_build: str | None) -> None:
             split = split_embedding(report.info.path.read_bytes())
         except ValueError as err:
             raise click.ClickException(f"{path}: --edgetpu-build: {err}") from None
-        for written in write_split(split, edgetpu_build):
+        for written in write_split(split, edgetpu_build, build):
             click.echo(f"wrote {written}")
     if not report.ok:
         raise click.ClickException(f"{path}: does not meet {report.profile.name}'s rules (FAIL lines above)")
@@ -146,9 +200,19 @@ def devices() -> None:
         click.echo(device_line(load_device(name)))
 
 
+def _cache_root(ctx, param, value: str | None):
+    """Check the stage cache (--cache or $EDGEKIT_CACHE) before TensorFlow starts."""
+    from pathlib import Path
+
+    from edgekit.train.cache import check_root, default_root
+
+    check_root(Path(value) if value else default_root())
+    return value
+
+
 @main.command()
 @click.argument("recipe", type=click.Path(dir_okay=False))
-@click.option("--cache", "cache_dir", type=click.Path(file_okay=False),
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), callback=_cache_root,
               help="Stage cache folder [default: $EDGEKIT_CACHE or ~/.cache/edgekit/stages].")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train(recipe: str, cache_dir: str | None, quiet: bool) -> None:
@@ -189,9 +253,11 @@ def _formats(value: str | None):
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, exists=True),
               help="Folder holding the recipe's data files (same names), e.g. ../shared/data/sst2.")
 @click.option("--targets", help="Only these formats, e.g. tflite,onnx (default: all the recipe lists).")
-@click.option("--out", type=click.Path(file_okay=False), help="Output folder [default: edgekit-out/<recipe name>].")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Output folder: new, empty or an earlier export (replaced) [default: edgekit-out/<recipe name>].")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), help="Stage cache folder.")
-@click.option("--threads", default=2, show_default=True, help="Runtime threads for evaluation and latency.")
+@click.option("--threads", type=THREADS, default=lambda: min(2, os.cpu_count() or 1),
+              show_default="2, or fewer on a smaller machine", help="Runtime threads for evaluation and latency.")
 @click.option("--device", help="Export for this device profile (see `edgekit devices`); overrides the recipe's.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def export(recipe, model_dir, data_dir, targets, out, cache_dir, threads, device, quiet) -> None:
@@ -199,30 +265,37 @@ def export(recipe, model_dir, data_dir, targets, out, cache_dir, threads, device
 
     Without RECIPE, runs recipes/quickstart.yaml (the packaged MiniLM sentence encoder).
     Writes OUT atomically: artifacts, tokenizer, labels.txt, edgekit.json, report.md/json/png.
-    Exits 1 when an artifact fails or misses the recipe's evaluation gate (unless gate: warn).
+    OUT must be new, empty or an earlier export (replaced), apart from the recipe, model and data.
+    Exits 1, leaving OUT as it was, when an artifact fails to export or misses the recipe's
+    evaluation gate (gate: warn publishes the misses with a warning).
     With a device (recipe `device:` or --device), exports what that device takes (e.g. static
     batch-1 shapes) and refuses, naming the rule, any target or setting it cannot take.
     """
     from pathlib import Path
 
+    from edgekit.bundled import bundled
     from edgekit.config import load_recipe
     from edgekit.export.recipe_export import export_recipe, with_data_dir
 
-    path = Path(recipe) if recipe else Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml"
+    path = Path(recipe) if recipe else bundled("recipes", "quickstart.yaml")
     loaded = load_recipe(path, device=device)
     if data_dir:
         loaded = with_data_dir(loaded, Path(data_dir))
     outcome = export_recipe(loaded, out=out and Path(out), model=model_dir and Path(model_dir),
                             formats=_formats(targets), cache_root=cache_dir, threads=threads,
-                            show_progress=not quiet, log=lambda line: click.echo(line, err=True))
-    click.echo((outcome.out / "report.md").read_text())
+                            show_progress=not quiet, log=lambda line: click.echo(line, err=True),
+                            recipe_file=path)
+    click.echo(outcome.report)
+    if not outcome.published:
+        names = ", ".join(f"{a['format']}-{a['precision']}" for a in outcome.blockers)
+        raise click.ClickException(f"{len(outcome.blockers)} artifact(s) failed or missed the evaluation gate: "
+                                   f"{names}; {outcome.out} was not written (whatever was there is unchanged; "
+                                   f"the report is printed above, on stdout)")
     click.echo(f"wrote {outcome.out}")
     if outcome.failed:
         names = ", ".join(f"{a['format']}-{a['precision']}" for a in outcome.failed)
-        message = f"{len(outcome.failed)} artifact(s) failed or missed the evaluation gate: {names}"
-        if outcome.gate_enforced:
-            raise click.ClickException(message)
-        click.echo(f"warning: {message} (gate: warn)", err=True)
+        click.echo(f"warning: {len(outcome.failed)} artifact(s) missed the evaluation gate: {names} (gate: warn)",
+                   err=True)
 
 
 @main.command()
@@ -234,10 +307,12 @@ def formats() -> None:
 
 
 def _seq_len(ctx, param, value: str):
+    from edgekit.config.recipe import MAX_TOKENS
+
     if value == "natural":
         return value
-    if not value.isdigit():
-        raise click.BadParameter(f"{value!r}: expected a token count or 'natural'")
+    if not value.isdigit() or not 2 <= int(value) <= MAX_TOKENS:
+        raise click.BadParameter(f"{value!r}: expected a token count 2..{MAX_TOKENS} or 'natural'")
     return int(value)
 
 
@@ -246,27 +321,32 @@ def _seq_len(ctx, param, value: str):
 @click.option("--device", default="x86-cpu", show_default=True, help="Device profile (see `edgekit devices`).")
 @click.option("--seq-len", default="natural", show_default=True, callback=_seq_len,
               help="Tokens per input, or 'natural': each evaluation text at its own token count.")
-@click.option("--threads", type=int, help="Runtime threads [default: the profile's].")
+@click.option("--threads", type=THREADS, help="Runtime threads [default: the profile's].")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False),
-              help="Result file [default: <export folder>/bench/<artifact>-<device>-<seq>.json].")
+              help="Result file, new or an earlier result [default: <export>/bench/<artifact>-<device>-<seq>.json].")
 @click.option("--on-host", is_flag=True, help="Device absent: measure on this host instead (labelled host).")
-@click.option("--min-runs", default=50, show_default=True, help="Timed calls at least.")
-@click.option("--min-seconds", default=2.0, show_default=True, help="Timed seconds at least.")
+@click.option("--min-runs", default=50, show_default=True, type=click.IntRange(min=1), help="Timed calls at least.")
+@click.option("--min-seconds", default=2.0, show_default=True, type=_Seconds(0, 3600),
+              help="Timed seconds at least.")
 @click.option("--compare", nargs=2, type=click.Path(exists=True, dir_okay=False), metavar="A.json B.json",
               help="Print two result files (host and device) side by side instead.")
-def bench(target, device, seq_len, threads, json_path, on_host, min_runs, min_seconds, compare) -> None:
+@click.option("--no-verify", "no_verify", is_flag=True,
+              help="Do not check the files against edgekit.json's sha256 first (results say so).")
+def bench(target, device, seq_len, threads, json_path, on_host, min_runs, min_seconds, compare, no_verify) -> None:
     """Measure TARGET (an artifact, or an export folder: every artifact) with a device's settings.
 
     Batch-1 latency p50/p90/p99/mean/min after warm-up, model load and first-inference time,
-    throughput, peak RSS and an energy estimate (p50 × the profile's nominal watts). A folder
+    throughput, peak RSS and an energy estimate (p50 × the profile's nominal watts). The files
+    are first checked against edgekit.json's sizes and sha256 (--no-verify skips it). A folder
     run also writes each p50 into its edgekit.json (latency_ms) and rewrites report.md / .json /
-    .png with them. An absent device is an error unless --on-host.
+    .png with them (not with --no-verify). An absent device is an error unless --on-host.
     """
     from pathlib import Path
 
+    from edgekit.atomic import claim_file
     from edgekit.bench.artifact import bench_artifact, bench_folder, default_json, settings
     from edgekit.bench.show import artifact_table, compare_table, console, folder_table
-    from edgekit.ondevice.bench import write_json
+    from edgekit.ondevice.bench import is_result, write_json
 
     if compare:
         console().print(compare_table(*compare))
@@ -274,11 +354,12 @@ def bench(target, device, seq_len, threads, json_path, on_host, min_runs, min_se
     if target is None:
         raise click.UsageError("give an artifact or export folder (or --compare A.json B.json)")
     s = settings(device, on_host=on_host, threads=threads, seq_len=seq_len, min_runs=min_runs,
-                 min_seconds=min_seconds)
+                 min_seconds=min_seconds, verify=not no_verify)
     path = Path(target)
+    out = Path(json_path) if json_path else default_json(path, s)
+    claim_file(out, f"--json {out}", is_result, "an edgekit bench result")
     doc = bench_folder(path, s) if path.is_dir() else bench_artifact(path, s)
     console().print(folder_table(doc) if path.is_dir() else artifact_table(doc))
-    out = Path(json_path) if json_path else default_json(path, s)
     write_json(out, doc)
     click.echo(f"wrote {out}")
     failed = [r["artifact"] for r in doc.get("results", []) if r["status"] == "failed"]
@@ -287,17 +368,26 @@ def bench(target, device, seq_len, threads, json_path, on_host, min_runs, min_se
 
 
 @main.command("bench-script")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to write the script.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Where to write the script (a new file, or edgekit's script to replace).")
 def bench_script(out: str) -> None:
     """Write the standalone on-device benchmark (numpy + one runtime, Python >= 3.9) to OUT,
     with english-eval.tsv beside it for --seq-len natural."""
     from pathlib import Path
 
+    from edgekit.atomic import claim_file
     from edgekit.bench.artifact import BUNDLED_TEXTS
     from edgekit.ondevice import bench
 
     script = Path(out)
-    for source, dest in ((Path(bench.__file__), script), (BUNDLED_TEXTS, script.parent / bench.TEXTS_FILE)):
+    texts = script.parent / bench.TEXTS_FILE
+    # Overwritten only when they are edgekit's: a script that opens with its docstring's words,
+    # and texts identical to the bundled ones.
+    claim_file(script, f"--out {script}", lambda p: b"edgekit's on-device benchmark" in p.read_bytes()[:200],
+               "edgekit's on-device script")
+    claim_file(texts, f"--out {script}: {texts}", lambda p: p.read_bytes() == BUNDLED_TEXTS.read_bytes(),
+               f"edgekit's {bench.TEXTS_FILE}")
+    for source, dest in ((Path(bench.__file__), script), (BUNDLED_TEXTS, texts)):
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.tmp")
         tmp.write_bytes(source.read_bytes())

@@ -24,3 +24,7 @@ class MissingDependencyError(EdgekitError):
 
 class DataError(EdgekitError):
     """A data file is unreadable or inconsistent: the message names file and line."""
+
+
+class OutputError(EdgekitError):
+    """An output path would overwrite files edgekit did not write, or cannot be written there."""

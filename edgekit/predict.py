@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import numbers
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,8 +64,21 @@ class Predictor:
     def task(self) -> str:
         return self.pretrained.config.task
 
-    def predict(self, texts: list[str], batch_size: int = 32) -> list[Prediction]:
-        """Predictions in the order of ``texts``; ``last_elapsed_ms`` holds the model time."""
+    def predict(self, texts: str | Iterable[str], batch_size: int = 32) -> list[Prediction]:
+        """Predictions in the order of ``texts``; ``last_elapsed_ms`` holds the model time.
+
+        A ``str`` is one text (a list of one prediction), never a sequence of one-letter texts.
+        Anything else must be an iterable of ``str`` (TypeError otherwise); ``batch_size`` is an
+        int >= 1.
+        """
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        wrong = next((i for i, text in enumerate(texts) if not isinstance(text, str)), None)
+        if wrong is not None:
+            raise TypeError(f"texts[{wrong}] is {type(texts[wrong]).__name__}, expected str")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+            raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__}")
+        if batch_size < 1:
+            raise EdgekitError(f"batch_size must be at least 1, got {batch_size}")
         tokenizer, config = self.pretrained.tokenizer, self.pretrained.config
         order = np.argsort(tokenizer.lengths(texts, self.max_length), kind="stable")
         results: dict[int, Prediction] = {}

@@ -12,10 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from click.testing import CliRunner
-
 from conftest import REPO, TINY_CLS
-from toy_data import write_recipe, write_toy_task
+from toy_data import export_folder, write_recipe, write_toy_task
 
 if str(REPO) not in sys.path:  # demo_app is a folder of the repository, not an installed package
     sys.path.insert(0, str(REPO))
@@ -43,20 +41,11 @@ evaluation: {split: test}
 """
 
 
-def _export(recipe: Path, model: Path, out: Path) -> Path:
-    from edgekit.cli import main
-
-    result = CliRunner().invoke(main, ["export", str(recipe), "--model", str(model), "--out", str(out),
-                                       "--threads", "1", "--quiet"])
-    assert result.exit_code == 0, result.output
-    return out
-
-
 def classifier_export(tmp_path_factory) -> Path:
     out = tmp_path_factory.getbasetemp() / "demo-classifier-export"
     if not (out / "edgekit.json").is_file():
         toy = write_toy_task(tmp_path_factory.mktemp("demo-toy"))
-        _export(write_recipe(toy, CLASSIFIER_TARGETS), toy / "model", out)
+        export_folder(write_recipe(toy, CLASSIFIER_TARGETS), toy / "model", out)
     return out
 
 
@@ -77,7 +66,7 @@ def encoder_export(tmp_path_factory) -> Path:
                    source=model).save(model)
         recipe = toy / "encoder.yaml"
         recipe.write_text(ENCODER_RECIPE)
-        _export(recipe, model, out)
+        export_folder(recipe, model, out)
     return out
 
 

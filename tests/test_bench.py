@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from toy_data import write_recipe, write_toy_task
+from toy_data import export_folder, write_recipe, write_toy_task
 from edgekit.cli import main
 from edgekit.ondevice import bench as ondevice
 
@@ -39,11 +39,7 @@ PY39 = Path("/root/.pyenv/versions/3.9.18/bin/python")
 @pytest.fixture(scope="module")
 def export(tmp_path_factory):
     toy = write_toy_task(tmp_path_factory.mktemp("toy"), train=16, test=12)
-    out = toy / "out"
-    result = CliRunner().invoke(main, ["export", str(write_recipe(toy, BODY)), "--model", str(toy / "model"),
-                                       "--out", str(out), "--threads", "1", "--quiet"])
-    assert result.exit_code == 0, result.output
-    return toy, out
+    return toy, export_folder(write_recipe(toy, BODY), toy / "model", toy / "out")
 
 
 @pytest.fixture
@@ -94,19 +90,21 @@ def test_script_runs_isolated_without_tensorflow_and_writes_the_bench_schema(exp
     assert doc["results"][1]["runtime"].startswith("onnxruntime")
 
 
-def test_script_without_tokenizers_uses_synthetic_ids_and_says_so(folder):
-    proc, imported = _script([str(folder / "onnx-fp32.onnx"), "--seq-len", "12", "--threads", "1", *FAST],
-                             hide=("tokenizers",))
+def test_script_defaults_run_without_tokenizers_with_the_builtin_wordpiece(export, folder):
+    proc, imported = _script([str(folder / "onnx-fp32.onnx"), "--threads", "1", *FAST], hide=("tokenizers",))
     assert proc.returncode == 0, proc.stderr
-    out = folder / "bench" / "onnx-fp32-device-seq12.json"
-    doc = json.loads(out.read_text())
+    doc = json.loads((folder / "bench" / "onnx-fp32-device-natural.json").read_text())
     assert ondevice.validate(doc) == [] and imported == []
-    assert doc["inputs"]["source"] == "synthetic ids (no tokenizers package)"
+    counts = _token_counts(export)
+    assert doc["inputs"]["tokenizer"] == "built-in WordPiece (tokenizer.json)"
+    assert doc["inputs"]["source"] == f"test.tsv ({len(counts)} texts) tokenized by built-in WordPiece (tokenizer.json)"
+    assert (doc["inputs"]["mode"], doc["inputs"]["tokens_mean"]) == ("natural", round(np.mean(counts), 2))
+    proc, _ = _script([str(folder / "onnx-fp32.onnx"), "--seq-len", "12", "--threads", "1", *FAST],
+                      hide=("tokenizers",))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((folder / "bench" / "onnx-fp32-device-seq12.json").read_text())
+    assert doc["inputs"]["source"] == "test.tsv tokenized by built-in WordPiece (tokenizer.json), first 12 tokens"
     assert (doc["inputs"]["tokens_min"], doc["inputs"]["tokens_max"], doc["inputs"]["mode"]) == (12, 12, "fixed")
-    proc, _ = _script([str(folder / "onnx-fp32.onnx"), "--seq-len", "natural"], hide=("tokenizers",))
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines() == ["error: --seq-len natural needs the tokenizers package to count real "
-                                                "tokens (pip install tokenizers), or pass --seq-len N for synthetic ids"]
 
 
 def test_script_asks_for_an_absent_edge_tpu_plainly(folder):
@@ -142,7 +140,11 @@ def test_edgekit_bench_writes_the_same_schema_as_the_script(folder):
     assert result.exit_code == 0, result.output
     doc = json.loads((folder / "bench" / "tflite-fp32-x86-cpu-seq12.json").read_text())
     assert ondevice.validate(doc) == [] and doc["where"] == "device" and doc["threads"] == 2
-    assert doc["inputs"]["source"] == "tokenized test.tsv, first 12 tokens" and doc["inputs"]["tokens_mean"] == 12
+    from tokenizers import __version__
+
+    tokenizer = f"tokenizers {__version__} (tokenizer.json)"
+    assert doc["inputs"]["source"] == f"test.tsv tokenized by {tokenizer}, first 12 tokens"
+    assert doc["inputs"]["tokens_mean"] == 12
     assert doc["energy"]["mj_per_inference"] == round(doc["latency_ms"]["p50_ms"] * 15.0, 3)
     assert "per busy core" in doc["energy"]["source"] and "ESTIMATE" in result.output
     proc, imported = _script([str(folder / "tflite-fp32.tflite"), "--seq-len", "12", "--profile", "x86-cpu",
@@ -153,8 +155,8 @@ def test_edgekit_bench_writes_the_same_schema_as_the_script(folder):
         return {k: shape(v) for k, v in d.items()} if isinstance(d, dict) and "runtimes" not in d else type(d).__name__
 
     script_doc = json.loads((folder / "s.json").read_text())
-    assert shape({k: v for k, v in script_doc.items() if k != "metrics"}) == shape(
-        {k: v for k, v in doc.items() if k != "metrics"})
+    assert shape({k: v for k, v in script_doc.items() if k != "export_metrics"}) == shape(
+        {k: v for k, v in doc.items() if k != "export_metrics"})
 
 
 @pytest.mark.parametrize("device, reason", [
@@ -206,7 +208,7 @@ def test_folder_run_updates_manifest_latency_and_skips_what_the_device_cannot_ru
     for entry, r in zip(after["artifacts"], doc["results"]):
         assert entry["latency_ms"]["p50"] == r["latency_ms"]["p50_ms"] and entry["latency_ms"]["seq_len"] == 8
         assert entry["latency_ms"]["threads"] == 1 and entry["latency_ms"]["measured_by"] == "edgekit bench"
-        assert r["metrics"] == entry["metrics"]
+        assert r["export_metrics"] == entry["metrics"]
     strip = [{k: v for k, v in a.items() if k != "latency_ms"} for a in before["artifacts"]]
     assert strip == [{k: v for k, v in a.items() if k != "latency_ms"} for a in after["artifacts"]]
     assert {k: v for k, v in after.items() if k != "artifacts"} == {k: v for k, v in before.items() if k != "artifacts"}

@@ -111,7 +111,8 @@ def test_check_reports_a_bad_recipe_in_one_line():
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
         f"Error: {path}: finetun: unknown key (did you mean 'finetune'?); allowed keys: name, task, description, "
-        "seed, distribute, device, model, data, finetune, distill, prune, quantize, export, evaluation"]
+        "seed, distribute, distribute_timeout, device, model, data, finetune, distill, prune, quantize, export, "
+        "evaluation"]
 
 
 def test_devices_lists_every_profile_with_estimated_power():

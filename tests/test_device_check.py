@@ -70,7 +70,7 @@ def test_every_shipped_profile_has_the_issue_fields():
     ("memory_budget_mb: lots\n", "memory_budget_mb: expected an integer, got str 'lots'"),
     ("shapes: static\n", "batch_size: expected the fixed batch size of a device with static shapes"),
     ("compiler: vela\n", "compiler: expected one of edgetpu_compiler, got 'vela'"),
-    ("max_tensor_rank: 0\n", "max_tensor_rank: expected at least 1"),
+    ("max_tensor_rank: 0\n", "max_tensor_rank: expected 1..8, got 0"),
 ])
 def test_bad_profile_fields_fail_in_one_line(tmp_path, extra, expected):
     path = _device(tmp_path, extra)

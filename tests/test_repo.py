@@ -16,7 +16,7 @@ def test_ci_runs_readme_install_and_test_commands():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     ci = (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     install, test = _bash_blocks(readme, "Install"), _bash_blocks(readme, "Test")
-    assert len(install) == 2 and len(test) == 1  # the venv line; Debian's Chromium for the page test
+    assert len(install) == 3 and len(test) == 1  # the venv line; the package line; Debian's Chromium
     commands = [line.strip() for line in ci]
     assert all(line in commands for line in install), install
     assert any(line.startswith(test[0]) for line in commands)

@@ -46,3 +46,15 @@ def write_recipe(folder: Path, body: str) -> Path:
     path = folder / "recipe.yaml"
     path.write_text(head + body)
     return path
+
+
+def export_folder(recipe: Path, model: Path, out: Path) -> Path:
+    """The real ``edgekit export RECIPE --model MODEL --out OUT`` (1 thread, quiet) in this process."""
+    from click.testing import CliRunner
+
+    from edgekit.cli import main
+
+    result = CliRunner().invoke(main, ["export", str(recipe), "--model", str(model), "--out", str(out),
+                                       "--threads", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    return out

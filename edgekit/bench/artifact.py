@@ -15,14 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit.bench.presence import absent_reason
+from edgekit.bundled import bundled
 from edgekit.config import Format, Precision, load_device
 from edgekit.config.device import DeviceProfile
 from edgekit.errors import EdgekitError, ModelLoadError
 from edgekit.ondevice import bench as ondevice
-from edgekit.report.manifest import write_reports
+from edgekit.report.manifest import read_manifest, write_reports
 
 BACKENDS = {"tflite": "edgekit.export.tflite", "onnx": "edgekit.export.onnx", "openvino": "edgekit.export.openvino"}
-BUNDLED_TEXTS = Path(__file__).resolve().parents[2] / "recipes" / "data" / "english-eval.tsv"
+BUNDLED_TEXTS = bundled("recipes", "data", "english-eval.tsv")
 
 
 class DeviceNotPresent(EdgekitError):
@@ -37,6 +38,7 @@ class BenchSettings:
     seq_len: int | str  # tokens per input, or "natural"
     min_runs: int = 50
     min_seconds: float = 2.0
+    verify: bool = True  # check the files against edgekit.json's digests before loading them
 
     @property
     def accelerator(self) -> str | None:
@@ -53,7 +55,7 @@ class BenchSettings:
 
 
 def settings(device: str, *, on_host: bool = False, threads: int | None = None, seq_len: int | str = "natural",
-             min_runs: int = 50, min_seconds: float = 2.0) -> BenchSettings:
+             min_runs: int = 50, min_seconds: float = 2.0, verify: bool = True) -> BenchSettings:
     """The run's settings; raises ``DeviceNotPresent`` when the device is absent and not ``on_host``."""
     profile = load_device(device)
     reason = absent_reason(profile)
@@ -62,7 +64,7 @@ def settings(device: str, *, on_host: bool = False, threads: int | None = None, 
                                f"--out bench.py` and that script on the device, or pass --on-host to measure "
                                f"on this host (figures labelled host)")
     return BenchSettings(profile, "host" if on_host else "device", threads or profile.threads, seq_len,
-                         min_runs, min_seconds)
+                         min_runs, min_seconds, verify)
 
 
 def _loader(path: Path, fmt: str, s: BenchSettings):
@@ -75,69 +77,70 @@ def _loader(path: Path, fmt: str, s: BenchSettings):
     return lambda: backend.load(path, s.threads)
 
 
-def _inputs(folder: Path, manifest: dict, seq_len):
-    tokenizer = ondevice.load_tokenizer(folder)
-    texts = ondevice.natural_texts(manifest, folder, None, (BUNDLED_TEXTS,))
-    return ondevice.make_inputs(folder, manifest, seq_len, texts, tokenizer)
+def _inputs(folder: Path, manifest: dict, runs: list, s: BenchSettings):
+    """(samples, inputs) of the runs, after checking what they load against the manifest's
+    digests (unless ``s.verify`` is off): the tokenizer files, labels.txt, each artifact's files."""
+    try:
+        if s.verify:
+            ondevice.verify_files(folder, manifest, ondevice.loaded_files(manifest, runs))
+        tokenizer = ondevice.load_tokenizer(folder)
+        texts = ondevice.natural_texts(manifest, folder, None, (BUNDLED_TEXTS,))
+        return ondevice.make_inputs(folder, manifest, s.seq_len, texts, tokenizer)
+    except ondevice.BenchError as err:
+        raise ModelLoadError(str(err)) from None
 
 
-def _measure(folder: Path, entry: dict, s: BenchSettings, samples, inputs) -> dict:
-    """One manifest row -> its result document (ok, skipped with the reason, or failed)."""
-    common = dict(where=s.where, profile=s.profile.name, threads=s.threads, accelerator=s.accelerator)
-    if entry.get("status") != "ok":
-        return ondevice.result_document(entry, status="skipped", error="export failed", **common)
+def _measure(entry: dict, path: Path, s: BenchSettings, samples, inputs) -> dict:
+    """One manifest row and the file to run -> its result document (ok, skipped with the reason, or failed)."""
+    common = dict(verified=s.verify, where=s.where, profile=s.profile.name, threads=s.threads,
+                  accelerator=s.accelerator)
+    if entry["status"] != "ok":
+        return ondevice.result_document(entry, path, status="skipped", error="export failed", **common)
     fmt, precision = Format(entry["format"]), Precision(entry["precision"])
     if not s.profile.accepts_target(fmt, precision):
         runs = "; ".join(f"{a.format.value} {'/'.join(p.value for p in a.precisions)}" for a in s.profile.accepts)
-        return ondevice.result_document(entry, status="skipped", error=f"{s.profile.name} does not run "
+        return ondevice.result_document(entry, path, status="skipped", error=f"{s.profile.name} does not run "
                                         f"{fmt.value} {precision.value} (it runs {runs})", **common)
     try:
-        path = ondevice.artifact_file(folder, entry, s.accelerator == "libedgetpu.so.1")
         _, measured = ondevice.benchmark(_loader(path, fmt.value, s), samples,
                                          min_runs=s.min_runs, min_seconds=s.min_seconds)
     except Exception as err:  # a failing artifact is reported; the folder's others still run
-        lines = str(err).strip().splitlines()
-        return ondevice.result_document(entry, status="failed", error=f"{type(err).__name__}: "
-                                        f"{lines[0] if lines else ''}"[:300], **common)
-    return ondevice.result_document(entry, status="ok", measured=measured, inputs=inputs, power=s.power, **common)
-
-
-def _manifest(folder: Path) -> dict:
-    try:
-        return ondevice.read_manifest(folder)
-    except ondevice.BenchError as err:
-        raise ModelLoadError(str(err)) from None
+        reason = ondevice.error_line(err) if isinstance(err, EdgekitError) else \
+            f"{type(err).__name__}: {ondevice.error_line(err)}"
+        return ondevice.result_document(entry, path, status="failed", error=reason[:300], **common)
+    return ondevice.result_document(entry, path, status="ok", measured=measured, inputs=inputs, power=s.power,
+                                    **common)
 
 
 def bench_artifact(path: str | Path, s: BenchSettings) -> dict:
     """Benchmark one artifact of an export folder; returns its result document (status ok)."""
     path = Path(path)
-    if not path.is_file():
-        raise ModelLoadError(f"{path}: no such artifact file")
-    manifest = _manifest(path.parent)
     try:
+        ondevice.check_artifact_name(path)
+        manifest = ondevice.read_manifest(path.parent)
         entry = ondevice.artifact_entry(manifest, path)
-        samples, inputs = _inputs(path.parent, manifest, s.seq_len)
     except ondevice.BenchError as err:
-        raise EdgekitError(str(err)) from None
-    doc = _measure(path.parent, entry, s, samples, inputs)
-    if doc["status"] != "ok":
-        raise EdgekitError(f"{path.name}: {doc['error']}")
+        raise ModelLoadError(str(err)) from None
+    samples, inputs = _inputs(path.parent, manifest, [(entry, path)], s)
+    doc = _measure(entry, path, s, samples, inputs)
+    if doc["status"] != "ok":  # one line that names the file
+        raise EdgekitError(doc["error"] if path.name in doc["error"] else f"{path.name}: {doc['error']}")
     return doc
 
 
 def bench_folder(folder: str | Path, s: BenchSettings) -> dict:
-    """Benchmark every artifact in an export folder's manifest and update its ``latency_ms``."""
+    """Benchmark every artifact in an export folder's manifest and, when the files were verified,
+    update its ``latency_ms`` (unverified files may not be the ones the manifest describes)."""
     folder = Path(folder)
-    manifest = _manifest(folder)
-    if not manifest.get("artifacts"):
+    manifest = read_manifest(folder)
+    if not manifest["artifacts"]:
         raise ModelLoadError(f"{folder / ondevice.MANIFEST}: lists no artifacts")
-    try:
-        samples, inputs = _inputs(folder, manifest, s.seq_len)
-    except ondevice.BenchError as err:
-        raise EdgekitError(str(err)) from None
-    results = [_measure(folder, entry, s, samples, inputs) for entry in manifest["artifacts"]]
-    update_manifest_latency(folder, results)
+    edgetpu = s.accelerator == "libedgetpu.so.1"
+    runs = [(entry, ondevice.artifact_file(folder, entry, edgetpu)) for entry in manifest["artifacts"]]
+    samples, inputs = _inputs(folder, manifest, runs, s)
+    results = [_measure(entry, path, s, samples, inputs) for entry, path in runs]
+    if s.verify:
+        update_manifest_latency(folder, results)
     return {"edgekit_bench_folder": ondevice.SCHEMA_VERSION, "folder": str(folder), "results": results}
 
 
@@ -146,7 +149,7 @@ def update_manifest_latency(folder: Path, results: list[dict]) -> None:
     (report.md / .json / .png) from it, each file by atomic rename.
 
     Keeps the export's keys (``p50``, ``p90``, ``runs``) and says how the figure was taken."""
-    manifest = _manifest(folder)
+    manifest = read_manifest(folder)
     by_path = {r["artifact"]: r for r in results if r["status"] == "ok"}
     for entry in manifest["artifacts"]:
         r = by_path.get(entry["path"])

@@ -2,6 +2,8 @@
 
 Figures measured on the host in place of the profile's device carry "host" in every cell.
 Energy is always shown as an estimate (p50 × the profile's nominal watts, with the source).
+Accuracy / cosine / agreement are the export's evaluation, not measured by bench: shown as
+such, and only for files verified against edgekit.json.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def _fig(value, fmt: str, doc: dict) -> str:
 
 
 def _score(doc: dict) -> str:
-    m = doc.get("metrics") or {}
+    m = doc["export_metrics"]
     for key, label in (("accuracy", "acc"), ("cosine_mean", "cos"), ("agreement", "agree")):
         if key in m:
             return f"{label} {m[key]:.4f}"
@@ -51,6 +53,12 @@ def _where(doc: dict) -> str:
     place = (f"on this HOST in place of {doc['profile']} ({doc['facts']['cpu']})" if doc["where"] == "host"
              else f"on {doc['profile'] or 'the device'} ({doc['facts']['cpu']})")
     return f"{place}, {doc['threads']} threads" + (f", {doc['accelerator']}" if doc["accelerator"] else "")
+
+
+def _verified_note(doc: dict) -> str:
+    if doc["verified"]:
+        return "files verified against edgekit.json (size and sha256) before loading"
+    return "files NOT verified (--no-verify): they may not be what was exported; the export's metrics are not shown"
 
 
 def _energy_note(doc: dict) -> str:
@@ -73,7 +81,7 @@ def artifact_table(doc: dict) -> Group:
     for name, value in rows:
         table.add_row(name, value)
     return _group(f"{doc['artifact']} — {doc['runtime']} — measured {_where(doc)}", table,
-                  f"inputs: {doc['inputs']['source']}", _energy_note(doc))
+                  f"inputs: {doc['inputs']['source']}", _energy_note(doc), _verified_note(doc))
 
 
 def folder_table(doc: dict) -> Group:
@@ -84,10 +92,10 @@ def folder_table(doc: dict) -> Group:
     if measured:
         title += f" — {_inputs(first)}"
     table = Table()
-    for name in ("format", "precision", "status", "size MB", "metric", "p50 ms", "p99 ms", "inferences/s",
+    for name in ("format", "precision", "status", "size MB", "export's metric", "p50 ms", "p99 ms", "inferences/s",
                  "peak RSS MB", "energy mJ (est.)", "runtime"):
-        table.add_column(name, justify="left" if name in ("format", "precision", "status", "metric", "runtime")
-                         else "right")
+        table.add_column(name, justify="left" if name in ("format", "precision", "status", "export's metric",
+                                                          "runtime") else "right")
     for r in doc["results"]:
         ok = r["status"] == "ok"
         status = "✅" if ok else f"❌ {r['error']}" if r["status"] == "failed" else f"– {r['error']}"
@@ -96,7 +104,9 @@ def folder_table(doc: dict) -> Group:
                                     _fig(r["throughput_per_s"], ".1f", r), _fig(r["peak_rss_mb"], ".0f", r),
                                     _fig(r["energy"]["mj_per_inference"], ".2f", r), r["runtime"])
                                    if ok else ("–",) * 6))
-    return _group(title, table, *((f"inputs: {first['inputs']['source']}", _energy_note(first)) if measured else ()))
+    notes = (f"inputs: {first['inputs']['source']}", _energy_note(first)) if measured else ()
+    kept = () if first["verified"] else ("edgekit.json and report.* were left as they were",)
+    return _group(title, table, *notes, _verified_note(first), *kept)
 
 
 def load_results(path: str | Path) -> list[dict]:

@@ -36,12 +36,14 @@ class CheckReport:
         return [head, *(v.line() for v in self.verdicts), tail]
 
 
-def check_artifact(path: str | Path, profile: DeviceProfile, compiler: str | None = None) -> CheckReport:
+def check_artifact(path: str | Path, profile: DeviceProfile, compiler: str | None = None,
+                   verify: bool = True) -> CheckReport:
     """Every rule for ``profile`` on the artifact at ``path``. ``compiler``: the
-    ``edgetpu_compiler`` executable to run (None: found on PATH for Edge TPU profiles)."""
+    ``edgetpu_compiler`` executable to run (None: found on PATH for Edge TPU profiles).
+    ``verify``: an artifact listed in the edgekit.json beside it must match its digests."""
     from edgekit.check import rules
 
-    info = identify(path)
+    info = identify(path, verify)
     graph = None
     if info.format is Format.TFLITE:
         from edgekit.check.tflite_graph import read_graph
@@ -51,7 +53,7 @@ def check_artifact(path: str | Path, profile: DeviceProfile, compiler: str | Non
         from edgekit.check.edgetpu import compiler_path
 
         compiler = compiler_path(profile.compiler)
-    verdicts = [rules.format_rule(info, profile), rules.precision_rule(info, profile),
+    verdicts = [rules.integrity_rule(info), rules.format_rule(info, profile), rules.precision_rule(info, profile),
                 rules.shapes_rule(info, profile), rules.rank_rule(info, profile, graph)]
     op_verdicts, partition, log = rules.op_rules(info, profile, graph, compiler)
     verdicts += op_verdicts + rules.memory_rule(info, profile)

@@ -6,16 +6,19 @@ from int8-full); otherwise it is read from the graph: TFLite integer-only -> int
 float16 weights -> fp16, int8 weights with float activations -> int8-dynamic; ONNX
 QuantizeLinear -> int8-static, MatMulInteger / DynamicQuantizeLinear -> int8-dynamic;
 OpenVINO FakeQuantize -> int8-static, f16 constants -> fp16; anything else fp32.
+An artifact the manifest lists has its files checked against the manifest's digests before
+anything reads them (``verify``), so a verdict never describes a file changed after export.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit.config.enums import Format, Precision
 from edgekit.errors import ModelLoadError
+from edgekit.ondevice.bench import error_line, read_openvino
+from edgekit.report.manifest import MANIFEST, read_manifest, verify as verify_files
 
 SUFFIXES = {".tflite": Format.TFLITE, ".onnx": Format.ONNX, ".xml": Format.OPENVINO}
 
@@ -28,6 +31,7 @@ class ArtifactInfo:
     precision_source: str  # "manifest" | "graph"
     files: tuple[Path, ...]  # the main file first (OpenVINO: .xml then .bin)
     input_shapes: dict[str, tuple[int | None, ...]]  # None: a dynamic size
+    verified: bool | None = None  # against edgekit.json: True matched, False skipped, None not listed there
 
     @property
     def bytes(self) -> int:
@@ -38,15 +42,16 @@ class ArtifactInfo:
         return all(d is not None for shape in self.input_shapes.values() for d in shape)
 
 
-def _manifest_row(path: Path) -> dict | None:
-    manifest = path.parent / "edgekit.json"
-    if not manifest.is_file():
+def _manifest_row(path: Path, verify: bool) -> dict | None:
+    """``path``'s row in the edgekit.json beside it (None: no manifest, or not listed there), its
+    files verified first unless not ``verify``; a manifest that is not one is an error."""
+    if not (path.parent / MANIFEST).exists():
         return None
-    try:
-        rows = json.loads(manifest.read_text()).get("artifacts", [])
-    except (json.JSONDecodeError, AttributeError):
-        return None
-    return next((r for r in rows if r.get("path") == path.name), None)
+    manifest = read_manifest(path.parent)
+    row = next((r for r in manifest["artifacts"] if r["path"] == path.name), None)
+    if row is not None and verify:
+        verify_files(path.parent, manifest, row["files"])
+    return row
 
 
 def _tflite(path: Path) -> tuple[Precision, dict]:
@@ -87,7 +92,7 @@ def _onnx(path: Path) -> tuple[Precision, dict]:
 def _openvino(path: Path) -> tuple[Precision, dict]:
     import openvino as ov
 
-    model = ov.Core().read_model(path)
+    model = read_openvino(ov.Core(), path)
     types = {op.get_type_name() for op in model.get_ops()}
     f16 = any(op.get_type_name() == "Constant" and op.get_output_element_type(0) == ov.Type.f16
               for op in model.get_ops())
@@ -99,22 +104,23 @@ def _openvino(path: Path) -> tuple[Precision, dict]:
     return precision, shapes
 
 
-def identify(path: str | Path) -> ArtifactInfo:
-    """Read an artifact file; ``ModelLoadError`` when it is not one edgekit can check."""
+def identify(path: str | Path, verify: bool = True) -> ArtifactInfo:
+    """Read an artifact file; ``ModelLoadError`` when it is not one edgekit can check, or when
+    (``verify``) its files differ from the edgekit.json that lists it."""
     path = Path(path)
     fmt = SUFFIXES.get(path.suffix.lower())
     if fmt is None:
         raise ModelLoadError(f"{path}: expected an artifact file ({', '.join(SUFFIXES)}) or a recipe (.yaml)")
     if not path.is_file():
         raise ModelLoadError(f"{path}: no such file")
+    row = _manifest_row(path, verify)
     reader = {Format.TFLITE: _tflite, Format.ONNX: _onnx, Format.OPENVINO: _openvino}[fmt]
     try:
         precision, shapes = reader(path)
     except Exception as err:  # a corrupt or foreign file: one line, not a traceback
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise ModelLoadError(f"{path}: cannot read it as {fmt.value}: {first}") from None
+        reason = error_line(err) or type(err).__name__
+        raise ModelLoadError(f"{path}: cannot read it as {fmt.value}: {reason}") from None
     files = (path, path.with_suffix(".bin")) if fmt is Format.OPENVINO else (path,)
-    row = _manifest_row(path)
     source = "graph"
     if row is not None and row.get("format") == fmt.value:
         try:
@@ -122,4 +128,4 @@ def identify(path: str | Path) -> ArtifactInfo:
         except (KeyError, ValueError):
             pass
     return ArtifactInfo(path=path, format=fmt, precision=precision, precision_source=source, files=files,
-                        input_shapes=shapes)
+                        input_shapes=shapes, verified=None if row is None else verify)

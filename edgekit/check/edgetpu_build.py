@@ -108,15 +108,28 @@ def mappable_share(graph: Graph) -> float:
     return sum(op.macs for op in graph.ops if edgetpu.op_problem(op) is None) / total if total else 0.0
 
 
-def write_split(split: SplitModel, out) -> list:
+BUILD_FILES = ("head.tflite", "body.tflite")
+
+
+def is_build(folder) -> bool:
+    """A folder holding only what ``write_split`` writes: an earlier build, which a new one
+    replaces (with the compiler's body_edgetpu.tflite beside them it is the user's, and refused)."""
+    return {p.name for p in folder.iterdir()} <= set(BUILD_FILES)
+
+
+BUILD_RULES = {"replaces": is_build, "own": "an Edge TPU build (head.tflite, body.tflite only)"}
+
+
+def write_split(split: SplitModel, out, what: str | None = None) -> list:
     """``head.tflite`` (CPU) and ``body.tflite`` (compile it with edgetpu_compiler) into the
-    folder ``out``, written all-or-nothing; returns the two paths."""
+    folder ``out``, written all-or-nothing (``claim_dir(out, what, **BUILD_RULES)`` checks it
+    before any work); returns the two paths."""
     from pathlib import Path
 
     from edgekit.atomic import atomic_dir
 
     out = Path(out)
-    with atomic_dir(out) as tmp:
-        (tmp / "head.tflite").write_bytes(split.head)
-        (tmp / "body.tflite").write_bytes(split.body)
-    return [out / "head.tflite", out / "body.tflite"]
+    with atomic_dir(out, what, **BUILD_RULES) as tmp:
+        for name, data in zip(BUILD_FILES, (split.head, split.body)):
+            (tmp / name).write_bytes(data)
+    return [out / name for name in BUILD_FILES]

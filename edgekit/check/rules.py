@@ -35,6 +35,15 @@ def _dims(info: ArtifactInfo) -> str:
                      for n, s in sorted(info.input_shapes.items()))
 
 
+def integrity_rule(info: ArtifactInfo) -> Verdict:
+    names = ", ".join(f.name for f in info.files)
+    if info.verified:
+        return Verdict("integrity", PASS, f"{names}: size and sha256 match edgekit.json")
+    if info.verified is False:
+        return Verdict("integrity", WARN, f"{names}: not checked against edgekit.json (--no-verify)")
+    return Verdict("integrity", INFO, "not listed in an edgekit.json beside it: nothing to verify against")
+
+
 def format_rule(info: ArtifactInfo, profile: DeviceProfile) -> Verdict:
     entry = profile.accepted(info.format)
     if entry is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from edgekit.bundled import bundled
 from edgekit.config.device import Accepts, DeviceProfile, Power
 from edgekit.config.enums import (
     Calibration,
@@ -38,8 +39,8 @@ from edgekit.config.recipe import (
 )
 from edgekit.errors import ConfigError
 
-# The profiles shipped in the repository's devices/ folder (edgekit is installed editable).
-DEVICES_DIR = Path(__file__).resolve().parents[2] / "devices"
+# The profiles shipped in the package (the repository's devices/ links to them).
+DEVICES_DIR = bundled("devices")
 
 
 def list_devices(folder: Path = DEVICES_DIR) -> list[str]:
@@ -78,7 +79,8 @@ def load_recipe(path: str | Path, device: str | None = None) -> Recipe:
     ``model.source`` is a built-in model name or a folder relative to the recipe file;
     the returned recipe holds the resolved absolute folder. ``device`` (``--device``)
     replaces the recipe's own ``device``; with either, the export settings are fitted to
-    that profile or refused (``device_fit``).
+    that profile or refused (``device_fit``). Last, the recipe is checked against its model's
+    config.json (``model_fit``), so that training never rejects it midway.
     """
     path = Path(path)
     raw = read_yaml(path)
@@ -102,6 +104,12 @@ def load_recipe(path: str | Path, device: str | None = None) -> Recipe:
         except ConfigError as err:
             raise ConfigError(f"--device: {err}" if device else f"{path}: device: {err}") from None
         recipe = fit_recipe(recipe, profile, raw.get("export") or {}, path)
+    alias = next((a for a in ALIASES if a.name == recipe.model.source), None)
+    folder = alias.folder() if alias else Path(recipe.model.source)
+    if folder is not None:  # None: a built-in model not installed, which training names
+        from edgekit.config.model_fit import check_model
+
+        check_model(recipe, folder, path)
     return recipe
 
 

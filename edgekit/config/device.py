@@ -12,11 +12,13 @@ must say where its number comes from.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from edgekit.config.enums import Format, Precision, Runtime, ShapeMode
 from edgekit.config.formats import precisions
-from edgekit.config.loader import require
+from edgekit.config.loader import check_ranges, ranged, require
+from edgekit.config.recipe import MAX_TOKENS
 
 COMPILERS = ("edgetpu_compiler",)  # compilers edgekit check knows how to run and read
 
@@ -41,11 +43,11 @@ class Accepts:
 class Power:
     """Nominal active power of the compute unit, in watts, and where that number comes from."""
 
-    watts: float
+    watts: float = ranged(dataclasses.MISSING, 0, 1000, low_open=True, high_open=True)
     source: str
 
     def __post_init__(self):
-        require(0 < self.watts < 1000, "watts", f"expected 0 < watts < 1000, got {self.watts}")
+        check_ranges(self)
         require(bool(self.source.strip()), "source", "expected a citation for the power figure")
 
 
@@ -55,30 +57,26 @@ class DeviceProfile:
     description: str
     arch: str  # x86_64 | arm64
     accepts: tuple[Accepts, ...]
-    threads: int
+    threads: int = ranged(dataclasses.MISSING, 1, 1024)
     power: Power
     delegate: str | None = None  # LiteRT delegate: xnnpack, libedgetpu.so.1, gpu (None: LiteRT's default, XNNPACK)
     openvino_device: str | None = None  # OpenVINO device name: CPU, GPU, NPU (None: CPU)
     shapes: ShapeMode = ShapeMode.DYNAMIC  # static: every input shape fixed at export
-    batch_size: int | None = None  # a fixed batch the device needs (Edge TPU: 1)
-    max_seq_len: int = 512
-    max_tensor_rank: int | None = None  # Edge TPU: tensors of at most 3 dimensions
-    memory_budget_mb: int | None = None  # RAM one app can use for the model (artifact files count)
-    on_chip_memory_mb: float | None = None  # accelerator SRAM caching weights (Edge TPU: 8 MB)
+    batch_size: int | None = ranged(None, 1, 1024)  # a fixed batch the device needs (Edge TPU: 1)
+    max_seq_len: int = ranged(512, 2, MAX_TOKENS)
+    max_tensor_rank: int | None = ranged(None, 1, 8)  # Edge TPU: tensors of at most 3 dimensions
+    memory_budget_mb: int | None = ranged(None, 1)  # RAM one app can use for the model (artifact files count)
+    # accelerator SRAM caching weights (Edge TPU: 8 MB)
+    on_chip_memory_mb: float | None = ranged(None, 0, low_open=True)
     compiler: str | None = None  # a compiler the artifact must go through (edgetpu_compiler)
     notes: str = ""
 
     def __post_init__(self):
+        check_ranges(self)
         require(self.arch in ("x86_64", "arm64"), "arch", f"expected 'x86_64' or 'arm64', got {self.arch!r}")
         require(len(self.accepts) > 0, "accepts", "expected at least one {format, precisions} entry")
         formats = [a.format for a in self.accepts]
         require(len(set(formats)) == len(formats), "accepts", "expected each format at most once")
-        require(self.threads >= 1, "threads", f"expected at least 1, got {self.threads}")
-        require(self.max_seq_len >= 2, "max_seq_len", f"expected at least 2, got {self.max_seq_len}")
-        require(self.batch_size is None or self.batch_size >= 1, "batch_size", "expected at least 1")
-        require(self.memory_budget_mb is None or self.memory_budget_mb > 0, "memory_budget_mb", "expected > 0")
-        require(self.on_chip_memory_mb is None or self.on_chip_memory_mb > 0, "on_chip_memory_mb", "expected > 0")
-        require(self.max_tensor_rank is None or self.max_tensor_rank >= 1, "max_tensor_rank", "expected at least 1")
         require(self.shapes is ShapeMode.DYNAMIC or self.batch_size is not None, "batch_size",
                 "expected the fixed batch size of a device with static shapes")
         if self.compiler is not None:

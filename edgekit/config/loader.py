@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import math
 import types
 import typing
 from pathlib import Path
@@ -43,6 +44,47 @@ def require(condition: bool, key: str, message: str) -> None:
 def path_field(*, exists: bool = True, default: Any = None) -> Any:
     """A ``Path | None`` field resolved against the YAML file's folder (and checked to exist)."""
     return dataclasses.field(default=default, metadata={"exists": exists})
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The values a number field takes: ``low``/``high`` bounds (None: unbounded), each
+    inclusive unless open; ``str()`` says it the way messages do."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: float) -> bool:  # written so that nan is in no range
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def __str__(self) -> str:
+        low, high = (None if v is None else str(v) if isinstance(v, int) else f"{v:g}" for v in (self.low, self.high))
+        if (low, high) == ("0", "1") and not self.low_open:
+            return "a fraction between 0 and 1" if not self.high_open else "a fraction in [0, 1)"
+        if high is None:
+            return f"a number greater than {low}" if self.low_open else f"at least {low}"
+        if low is None:
+            return f"a number less than {high}" if self.high_open else f"at most {high}"
+        if not (self.low_open or self.high_open):
+            return f"{low}..{high}"
+        return f"a number in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
+
+
+def ranged(default: Any, low: float | None = None, high: float | None = None, *,
+           low_open: bool = False, high_open: bool = False) -> Any:
+    """A number field whose value must lie in a ``Range`` (checked by ``check_ranges``)."""
+    return dataclasses.field(default=default, metadata={"range": Range(low, high, low_open, high_open)})
+
+
+def check_ranges(section: Any) -> None:
+    """Raise ``FieldError`` for the first ``ranged`` field of ``section`` outside its range."""
+    for f in dataclasses.fields(section):
+        bounds, value = f.metadata.get("range"), getattr(section, f.name)
+        require(bounds is None or value is None or value in bounds, f.name, f"expected {bounds}, got {value}")
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -169,6 +211,8 @@ class _Builder:
             raise TypeError(f"config field type {tp!r} is not supported by the loader")
         if not ok:
             raise self.fail(key, f"expected {_type_name(tp)}, got {_describe(value)}")
+        if tp is float and not math.isfinite(value):  # YAML's .nan / .inf
+            raise self.fail(key, f"expected a finite number, got {value}")
         return float(value) if tp is float else value
 
     def path(self, value: Any, key: str, meta: Any) -> Path:

@@ -24,15 +24,23 @@ from edgekit.config.enums import (
     Task,
 )
 from edgekit.config.formats import precisions
-from edgekit.config.loader import path_field, require
+from edgekit.config.loader import check_ranges, path_field, ranged, require
+
+MAX_TOKENS = 4096  # the longest sequence a recipe, a device profile or `edgekit bench` may ask for
+DISTRIBUTE_TIMEOUT = 300.0  # seconds a multi_worker task waits for the rest of its cluster
 
 
-def _fraction(value: float | None, key: str) -> None:
-    require(value is None or 0.0 <= value <= 1.0, key, f"expected a fraction between 0 and 1, got {value}")
+def _fraction(default: float | None = None, *, below_one: bool = False):
+    return ranged(default, 0, 1, high_open=below_one)
 
 
-def _positive(value: float | None, key: str) -> None:
-    require(value is None or value > 0, key, f"expected a number greater than 0, got {value}")
+def _weight(default: float = 0.0):
+    """A loss weight: 0 (off) up to a generous 1000."""
+    return ranged(default, 0, 1000)
+
+
+def _temperature():
+    return ranged(2.0, 0, 100, low_open=True)
 
 
 @dataclass(frozen=True)
@@ -40,11 +48,11 @@ class ModelSection:
     """The teacher / starting checkpoint: a built-in name (`edgekit models`) or an HF folder."""
 
     source: str = "minilm-l6"
-    max_length: int = 128
+    max_length: int = ranged(128, 2, MAX_TOKENS)
     pooling: Pooling | None = None  # None: what the checkpoint says (sentence-transformers config)
 
     def __post_init__(self):
-        require(2 <= self.max_length <= 4096, "max_length", f"expected 2..4096 tokens, got {self.max_length}")
+        check_ranges(self)
 
 
 @dataclass(frozen=True)
@@ -61,9 +69,10 @@ class DataSection:
     text_pair_column: str | None = None
     label_column: str | None = "label"
     labels: tuple[str, ...] = ()  # label names in output order; raw labels are names or indices
-    max_examples: int | None = None  # cap per split (quick runs)
+    max_examples: int | None = ranged(None, 1)  # cap per split (quick runs)
 
     def __post_init__(self):
+        check_ranges(self)
         local = any(p is not None for p in (self.train, self.validation, self.test))
         if self.format is DataFormat.HF:
             require(self.hf_dataset is not None, "hf_dataset", "expected a dataset name when format is 'hf'")
@@ -71,27 +80,23 @@ class DataSection:
         else:
             require(self.hf_dataset is None, "hf_dataset", "expected no hf_dataset unless format is 'hf'")
         require(len(set(self.labels)) == len(self.labels), "labels", f"expected distinct names, got {list(self.labels)}")
-        require(self.max_examples is None or self.max_examples > 0, "max_examples", "expected a positive count")
 
 
 @dataclass(frozen=True)
 class TrainSchedule:
     """Optimiser settings shared by the training stages (AdamW, linear warm-up then decay)."""
 
-    epochs: float = 3.0
-    batch_size: int = 32
-    learning_rate: float = 5e-5
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
+    epochs: float = ranged(3.0, 0, 1000, low_open=True)
+    batch_size: int = ranged(32, 1, 4096)
+    learning_rate: float = ranged(5e-5, 0, 1, low_open=True)
+    warmup_ratio: float = _fraction(0.1)
+    weight_decay: float = _fraction(0.01)
     # Keep the word-embedding table fixed: it is half of MiniLM's weights, and not updating
     # it made a MiniLM fine-tuning step 17% faster on 2 cores (345 -> 287 ms, batch 32).
     freeze_word_embeddings: bool = False
 
     def __post_init__(self):
-        _positive(self.epochs, "epochs")
-        _positive(self.learning_rate, "learning_rate")
-        require(self.batch_size >= 1, "batch_size", f"expected at least 1, got {self.batch_size}")
-        _fraction(self.warmup_ratio, "warmup_ratio")
+        check_ranges(self)
 
 
 @dataclass(frozen=True)
@@ -104,11 +109,12 @@ class StudentSection:
     """The smaller encoder: teacher layers to copy (0-based), optionally narrower."""
 
     layers_from_teacher: tuple[int, ...]
-    hidden_size: int | None = None
-    num_attention_heads: int | None = None
-    intermediate_size: int | None = None
+    hidden_size: int | None = ranged(None, 1)
+    num_attention_heads: int | None = ranged(None, 1)
+    intermediate_size: int | None = ranged(None, 1)
 
     def __post_init__(self):
+        check_ranges(self)
         layers = self.layers_from_teacher
         require(len(layers) > 0, "layers_from_teacher", "expected at least one teacher layer index")
         require(all(i >= 0 for i in layers), "layers_from_teacher", f"expected indices >= 0, got {list(layers)}")
@@ -124,23 +130,15 @@ class DistillSection(TrainSchedule):
     """Teacher → student: soft targets (temperature) + hard labels + optional layer transfer."""
 
     student: StudentSection | None = None  # required; None only so the schedule defaults come first
-    temperature: float = 2.0
-    alpha: float = 0.5  # weight of the soft-target loss; 1 - alpha goes to the hard labels
-    hidden_loss_weight: float = 0.0
-    attention_loss_weight: float = 0.0
+    temperature: float = _temperature()
+    alpha: float = _fraction(0.5)  # weight of the soft-target loss; 1 - alpha goes to the hard labels
+    hidden_loss_weight: float = _weight()
+    attention_loss_weight: float = _weight()
     unlabeled_text: Path | None = path_field()  # feature-extraction: one text per line
 
     def __post_init__(self):
         super().__post_init__()
         require(self.student is not None, "student", "missing required key (expected a mapping)")
-        _check_soft_targets(self)
-        require(self.attention_loss_weight >= 0, "attention_loss_weight", "expected a weight >= 0")
-
-
-def _check_soft_targets(section) -> None:
-    _positive(section.temperature, "temperature")
-    _fraction(section.alpha, "alpha")
-    require(section.hidden_loss_weight >= 0, "hidden_loss_weight", "expected a weight >= 0")
 
 
 @dataclass(frozen=True)
@@ -150,12 +148,12 @@ class RecoveryDistill:
     (pruning keeps depth and width: layer i learns from layer i) or the distil stage's teacher."""
 
     teacher: RecoveryTeacher = RecoveryTeacher.UNPRUNED
-    temperature: float = 2.0
-    alpha: float = 0.5  # weight of the soft-target loss; 1 - alpha goes to the hard labels
-    hidden_loss_weight: float = 0.0
+    temperature: float = _temperature()
+    alpha: float = _fraction(0.5)  # weight of the soft-target loss; 1 - alpha goes to the hard labels
+    hidden_loss_weight: float = _weight()
 
     def __post_init__(self):
-        _check_soft_targets(self)
+        check_ranges(self)
 
 
 @dataclass(frozen=True)
@@ -164,16 +162,14 @@ class PruneSection:
     Magnitude: tfmot unstructured sparsity (only the compressed file shrinks)."""
 
     method: PruneMethod = PruneMethod.STRUCTURED
-    head_sparsity: float = 0.0  # structured: fraction of heads removed per layer
-    ffn_sparsity: float = 0.0  # structured: fraction of FFN neurons removed per layer
-    target_sparsity: float = 0.0  # magnitude: fraction of weights set to zero
+    head_sparsity: float = _fraction(0.0, below_one=True)  # structured: fraction of heads removed per layer
+    ffn_sparsity: float = _fraction(0.0, below_one=True)  # structured: fraction of FFN neurons removed per layer
+    target_sparsity: float = _fraction(0.0, below_one=True)  # magnitude: fraction of weights set to zero
     recovery: TrainSchedule = field(default_factory=lambda: TrainSchedule(epochs=1.0))
     recovery_distill: RecoveryDistill | None = None  # None: recovery trains on the labels only
 
     def __post_init__(self):
-        for key in ("head_sparsity", "ffn_sparsity", "target_sparsity"):
-            value = getattr(self, key)
-            require(0.0 <= value < 1.0, key, f"expected a fraction in [0, 1), got {value}")
+        check_ranges(self)
         require(self.recovery_distill is None or self.method is PruneMethod.STRUCTURED, "recovery_distill",
                 "expected only with method 'structured' (magnitude pruning recovers on the labels)")
 
@@ -183,19 +179,17 @@ class QuantizeSection:
     """Settings for the int8 precisions (full, static, QAT); float targets ignore them."""
 
     calibration: Calibration = Calibration.PERCENTILE
-    percentile: float = 99.99
-    calibration_samples: int = 256
+    percentile: float = ranged(99.99, 50, 100, low_open=True)
+    calibration_samples: int = ranged(256, 1, 100_000)
     per_channel: bool = True
-    smoothquant_alpha: float | None = None  # migrate activation outliers into weights
-    mask_bias: float | None = None  # additive attention-mask constant (bounded for int8)
+    smoothquant_alpha: float | None = _fraction()  # migrate activation outliers into weights
+    # additive attention-mask constant (bounded for int8)
+    mask_bias: float | None = ranged(None, -1e9, 0, high_open=True)
     keep_float_ops: tuple[str, ...] = ()  # op names kept at higher precision where allowed
     qat: TrainSchedule = field(default_factory=lambda: TrainSchedule(epochs=1.0, learning_rate=1e-5))
 
     def __post_init__(self):
-        require(50.0 < self.percentile <= 100.0, "percentile", f"expected 50 < p <= 100, got {self.percentile}")
-        require(self.calibration_samples >= 1, "calibration_samples", "expected at least 1 sample")
-        _fraction(self.smoothquant_alpha, "smoothquant_alpha")
-        require(self.mask_bias is None or self.mask_bias < 0, "mask_bias", "expected a negative number")
+        check_ranges(self)
 
 
 @dataclass(frozen=True)
@@ -214,14 +208,13 @@ class ExportTarget:
 @dataclass(frozen=True)
 class ExportSection:
     targets: tuple[ExportTarget, ...]
-    seq_len: int = 128  # static exports: fixed sequence length; dynamic: the upper bound
+    seq_len: int = ranged(128, 2, MAX_TOKENS)  # static exports: fixed sequence length; dynamic: the upper bound
     shapes: ShapeMode = ShapeMode.DYNAMIC
-    batch_size: int = 1
+    batch_size: int = ranged(1, 1, 1024)
 
     def __post_init__(self):
+        check_ranges(self)
         require(len(self.targets) > 0, "targets", "expected at least one {format, precision} target")
-        require(2 <= self.seq_len <= 4096, "seq_len", f"expected 2..4096 tokens, got {self.seq_len}")
-        require(self.batch_size >= 1, "batch_size", f"expected at least 1, got {self.batch_size}")
 
 
 @dataclass(frozen=True)
@@ -229,17 +222,16 @@ class EvaluationSection:
     """The gate every artifact must pass, measured with the runtime that runs it."""
 
     split: str = "test"
-    min_accuracy: float | None = None
-    max_accuracy_drop: float | None = None  # vs the fp32 model, in accuracy points (0.01 = 1 pt)
-    min_agreement: float | None = None  # share of labels equal to the teacher's
-    min_cosine: float | None = None  # mean cosine of outputs to the fp32 reference
+    min_accuracy: float | None = _fraction()
+    max_accuracy_drop: float | None = _fraction()  # vs the fp32 model, in accuracy points (0.01 = 1 pt)
+    min_agreement: float | None = _fraction()  # share of labels equal to the teacher's
+    min_cosine: float | None = _fraction()  # mean cosine of outputs to the fp32 reference
     gate: Gate = Gate.ENFORCE  # warn: failing artifacts are marked, the command still succeeds
 
     def __post_init__(self):
+        check_ranges(self)
         require(self.split in ("train", "validation", "test"), "split",
                 f"expected one of 'train', 'validation', 'test', got {self.split!r}")
-        for key in ("min_accuracy", "max_accuracy_drop", "min_agreement", "min_cosine"):
-            _fraction(getattr(self, key), key)
 
 
 @dataclass(frozen=True)
@@ -247,8 +239,9 @@ class Recipe:
     name: str
     task: Task
     description: str = ""
-    seed: int = 0
+    seed: int = ranged(0, 0, 2**32 - 1)  # numpy's seed range
     distribute: Distribute = Distribute.NONE
+    distribute_timeout: float = ranged(DISTRIBUTE_TIMEOUT, 0, 86400, low_open=True)  # multi_worker: wait for peers
     device: str | None = None  # a device profile name (devices/*.yaml)
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection | None = None
@@ -260,6 +253,7 @@ class Recipe:
     evaluation: EvaluationSection = field(default_factory=EvaluationSection)
 
     def __post_init__(self):
+        check_ranges(self)
         classify = self.task is Task.TEXT_CLASSIFICATION
         if self.finetune is not None:
             require(classify, "finetune", "expected task 'text-classification' for a finetune stage")
@@ -274,6 +268,10 @@ class Recipe:
                     "expected a distill stage for 'teacher' (or use 'unpruned')")
         if self.evaluation.min_accuracy is not None or self.evaluation.max_accuracy_drop is not None:
             require(classify, "evaluation", "expected accuracy gates only for task 'text-classification'")
+        if self.export is not None:  # the export measures every artifact on it, after any training
+            split = self.evaluation.split
+            require(self.data is not None and (getattr(self.data, split) or self.data.hf_dataset), "evaluation.split",
+                    f"expected a data.{split} file to measure every exported artifact on")
 
     @property
     def stages(self) -> tuple[str, ...]:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from edgekit.config.device import DeviceProfile
-from edgekit.config.enums import PruneMethod, RecoveryTeacher
+from edgekit.config.enums import Distribute, PruneMethod, RecoveryTeacher
 from edgekit.config.recipe import Recipe
 
 
 def recipe_lines(recipe: Recipe) -> list[str]:
     """One line per fact a user checks before a long run: model, data, stages, targets, gate."""
-    lines = [f"recipe   {recipe.name} ({recipe.task.value}, seed {recipe.seed}, distribute {recipe.distribute.value})",
+    multi = recipe.distribute is Distribute.MULTI_WORKER
+    wait = f", waits {recipe.distribute_timeout:g} s for its cluster" if multi else ""
+    lines = [f"recipe   {recipe.name} ({recipe.task.value}, seed {recipe.seed}, distribute {recipe.distribute.value}"
+             f"{wait})",
              f"model    {recipe.model.source} (max_length {recipe.model.max_length})"]
     if recipe.data is not None:
         d = recipe.data

@@ -2,13 +2,15 @@
 
 Writes OUT atomically: artifacts, tokenizer files, ``labels.txt``, the ``edgekit.json``
 manifest and the reports. A target that fails is recorded as failed (with its error) and
-the others still run; the evaluation gate decides the exit status.
+the others still run; a run with a failed artifact, or one that misses an enforced evaluation
+gate, is not published (``write_export``).
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import importlib
+import json
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -16,13 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.atomic import atomic_dir
-from edgekit.config import ExportTarget, Format, Recipe, ShapeMode
+from edgekit.atomic import atomic_dir, claim_dir
+from edgekit.config import ExportTarget, Format, Gate, Recipe, ShapeMode
 from edgekit.config.formats import find
 from edgekit.data import TextDataset, load_splits
-from edgekit.errors import ConfigError
+from edgekit.errors import ConfigError, OutputError
 from edgekit.export.base import ExportJob, input_names
 from edgekit.export.evaluate import batched_outputs, compare, encode_each, latency
+from edgekit.ondevice.bench import is_result
 
 BACKENDS = {Format.TFLITE: "edgekit.export.tflite", Format.ONNX: "edgekit.export.onnx",
             Format.OPENVINO: "edgekit.export.openvino"}
@@ -37,7 +40,6 @@ class Artifact:
     status: str = "ok"
     error: str | None = None
     bytes: int = 0
-    sha256: str | None = None
     files: list[str] = field(default_factory=list)
     metrics: dict = field(default_factory=dict)
     latency_ms: dict = field(default_factory=dict)
@@ -45,14 +47,6 @@ class Artifact:
     shapes: str = "dynamic"
     export_seconds: float = 0.0
     details: dict = field(default_factory=dict)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _split(recipe: Recipe, name: str) -> TextDataset | None:
@@ -130,7 +124,6 @@ class Exporter:
             record.export_seconds = round(time.perf_counter() - began, 1)
             record.files = [p.name for p in result.files]
             record.bytes = sum(p.stat().st_size for p in result.files)
-            record.sha256 = _sha256(result.files[0])
             record.details = result.details
             runner = backend.load(result.files[0], self.threads)
             record.runtime = runner.runtime
@@ -155,17 +148,74 @@ def _summary(a: Artifact) -> str:
             f"p50 {a.latency_ms.get('p50', 0):.2f} ms ({a.runtime})")
 
 
-def write_export(out: Path, exporter: Exporter, targets: tuple[ExportTarget, ...], manifest_facts: dict) -> dict:
-    """Everything into ``out`` atomically; returns the manifest (also written as edgekit.json)."""
+REWRITTEN = ("edgekit.json", "report.json", "report.md", "report.png", "bench")  # besides the listed files
+
+
+def is_export(folder: Path) -> bool:
+    """An earlier export of edgekit's and nothing else, the only non-empty folder an export replaces:
+    its edgekit.json is a JSON object with ``edgekit_manifest``, and every entry is a file that
+    manifest lists (digests, artifact and tokenizer files, labels), a report or ``bench/`` results
+    (so a note a user dropped into an export folder is never deleted with it)."""
+    try:
+        manifest = json.loads((Path(folder) / "edgekit.json").read_text(encoding="utf-8"))
+        entries = {p.name for p in Path(folder).iterdir()}
+    except (OSError, ValueError):
+        return False
+    if not isinstance(manifest, dict) or "edgekit_manifest" not in manifest:
+        return False
+    listed = set(REWRITTEN)
+    with contextlib.suppress(TypeError, AttributeError):  # an older or edited manifest lists less
+        listed |= set(manifest.get("digests") or ()) | set(manifest.get("tokenizer") or ())
+        listed |= {manifest["labels_file"]} if manifest.get("labels_file") else set()
+        listed |= {name for a in manifest.get("artifacts") or () for name in a.get("files") or ()}
+    bench = Path(folder) / "bench"
+    results = not bench.exists() or (bench.is_dir() and all(is_result(p) for p in bench.iterdir()))
+    return entries <= listed and results
+
+
+_OUT = {"replaces": is_export, "own": "an edgekit export holding only its own files"}  # for claim_dir, atomic_dir
+
+
+def claim_out(out: Path, inputs: dict[str, Path]) -> None:
+    """Refuse, before any work, an ``out`` that an export may not write: one that holds files and
+    is not an earlier export, or is, contains or is inside one of ``inputs`` (by description)."""
+    claim_dir(out, f"--out {out}", apart=inputs, **_OUT)
+
+
+def blockers(manifest: dict) -> list[dict]:
+    """Artifacts that fail the run: every one that failed to export (a full disk, a converter
+    error), whatever the gate, and under ``gate: enforce`` every one that missed the gate."""
+    enforced = manifest["evaluation"]["gate"] == Gate.ENFORCE.value
+    return [a for a in manifest["artifacts"] if a["status"] != "ok" or (enforced and a["gate"])]
+
+
+class _Withdrawn(Exception):
+    """Leaves ``atomic_dir`` without publishing: a failed run never replaces the last good export."""
+
+
+def write_export(out: Path, exporter: Exporter, targets: tuple[ExportTarget, ...],
+                 manifest_facts: dict) -> tuple[dict, str, bool]:
+    """Everything into ``out`` atomically; returns the manifest (also written as edgekit.json),
+    the text of report.md and whether ``out`` was written: a run with ``blockers`` is not (its
+    temporary folder is removed, whatever was at ``out`` stays exactly as it was)."""
     from edgekit.report.manifest import build_manifest, write_reports
 
-    with atomic_dir(out) as tmp:
-        exporter.pretrained.tokenizer.save(tmp)
-        facts = {**manifest_facts, "tokenizer": sorted(p.name for p in tmp.iterdir())}
-        if exporter.classify:
-            (tmp / "labels.txt").write_text("\n".join(exporter.pretrained.config.id2label) + "\n")
-            facts["labels_file"] = "labels.txt"
-        artifacts = [exporter.run(t, tmp) for t in targets]
-        manifest = build_manifest(exporter, artifacts, facts)
-        write_reports(tmp, manifest)
-    return manifest
+    try:
+        with atomic_dir(out, f"--out {out}", **_OUT) as tmp:
+            exporter.pretrained.tokenizer.save(tmp)
+            facts = {**manifest_facts, "tokenizer": sorted(p.name for p in tmp.iterdir())}
+            if exporter.classify:
+                (tmp / "labels.txt").write_text("\n".join(exporter.pretrained.config.id2label) + "\n")
+                facts["labels_file"] = "labels.txt"
+            artifacts = [exporter.run(t, tmp) for t in targets]
+            manifest = build_manifest(exporter, artifacts, facts, tmp)
+            write_reports(tmp, manifest)
+            report = (tmp / "report.md").read_text()
+            if blockers(manifest):
+                raise _Withdrawn
+    except _Withdrawn:
+        return manifest, report, False
+    except OSError as err:  # e.g. a full disk while writing the tokenizer or the reports
+        raise OutputError(f"--out {out}: could not write the export ({err.strerror or err}); "
+                          f"nothing was published, {out} is as it was") from None
+    return manifest, report, True

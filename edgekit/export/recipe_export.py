@@ -7,7 +7,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgekit.config import Format, Gate, Recipe
+from edgekit.config import Format, Recipe
 from edgekit.errors import ConfigError
 
 
@@ -15,6 +15,8 @@ from edgekit.errors import ConfigError
 class ExportOutcome:
     out: Path
     manifest: dict
+    report: str  # report.md
+    published: bool  # False: the run failed (``blockers``) and ``out`` was left as it was
 
     @property
     def failed(self) -> list[dict]:
@@ -22,8 +24,10 @@ class ExportOutcome:
         return [a for a in self.manifest["artifacts"] if a["status"] != "ok" or a["gate"]]
 
     @property
-    def gate_enforced(self) -> bool:
-        return self.manifest["evaluation"]["gate"] == Gate.ENFORCE.value
+    def blockers(self) -> list[dict]:
+        from edgekit.export.pipeline import blockers
+
+        return blockers(self.manifest)
 
 
 def with_data_dir(recipe: Recipe, folder: Path) -> Recipe:
@@ -48,11 +52,29 @@ def _model_facts(stage) -> dict:
                                                          if k not in ("layers", "params", "hidden_size")}}
 
 
+def _inputs(recipe: Recipe, recipe_file: Path | None, model: Path | None, cache_root: Path | None) -> dict[str, Path]:
+    """What the export reads or writes besides OUT, by description: OUT must stay apart from all
+    of it (the stage cache even before training creates it)."""
+    from edgekit.train.cache import default_root
+
+    files = {"the recipe": recipe_file, "the model folder": model or Path(recipe.model.source)}
+    for split in ("train", "validation", "test") if recipe.data else ():
+        files[f"the {split} file"] = getattr(recipe.data, split)
+    if recipe.distill:
+        files["the distillation text"] = recipe.distill.unlabeled_text
+    found = {label: Path(path) for label, path in files.items() if path is not None and Path(path).exists()}
+    return found if model is not None else {**found, "the stage cache": Path(cache_root or default_root())}
+
+
 def export_recipe(recipe: Recipe, *, out: Path | None = None, model: Path | None = None,
                   formats: tuple[Format, ...] | None = None, cache_root: Path | None = None,
-                  threads: int = 2, show_progress: bool = True, log=print) -> ExportOutcome:
-    """Train what the recipe trains (cached), then export and evaluate every target into ``out``."""
-    from edgekit.export.pipeline import Exporter, write_export
+                  threads: int = 2, show_progress: bool = True, log=print,
+                  recipe_file: Path | None = None) -> ExportOutcome:
+    """Train what the recipe trains (cached), then export and evaluate every target into ``out``.
+
+    ``out`` is checked before any work (``claim_out``: new, empty or an earlier export, apart
+    from the recipe file, the model and the data) and written only by a run that passes."""
+    from edgekit.export.pipeline import Exporter, claim_out, write_export
     from edgekit.models.pretrained import load_pretrained
 
     if recipe.export is None:
@@ -61,6 +83,8 @@ def export_recipe(recipe: Recipe, *, out: Path | None = None, model: Path | None
     if not targets:
         wanted = ", ".join(f.value for f in formats or ())
         raise ConfigError(f"--targets {wanted}: none of the recipe's export targets has that format")
+    out = Path(out) if out is not None else Path("edgekit-out") / recipe.name
+    claim_out(out, _inputs(recipe, recipe_file, model, cache_root))
     facts = {"device": recipe.device} if recipe.device else {}
     if model is not None:
         folder = Path(model)
@@ -76,6 +100,5 @@ def export_recipe(recipe: Recipe, *, out: Path | None = None, model: Path | None
             facts["teacher"] = _model_facts(teacher)
     untrained = model is None and not set(recipe.stages) & {"finetune", "distill", "prune"}
     pretrained = load_pretrained(folder, pooling=recipe.model.pooling if untrained else None)
-    out = Path(out) if out is not None else Path("edgekit-out") / recipe.name
     exporter = Exporter(recipe, pretrained, threads=threads, log=log)
-    return ExportOutcome(out, write_export(out, exporter, targets, facts))
+    return ExportOutcome(out, *write_export(out, exporter, targets, facts))

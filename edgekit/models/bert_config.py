@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgekit.errors import ModelLoadError
+from edgekit.models.files import json_kind, json_value
 
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "swish")
 POOLINGS = ("cls", "mean", "pooler")
@@ -18,6 +19,14 @@ _HF_KEYS = {
     "hidden_dropout_prob": "hidden_dropout",
     "attention_probs_dropout_prob": "attention_dropout",
 }
+# Fields that transformers' config.json lacks, kept under its "edgekit" key.
+_EDGEKIT_KEYS = ("pooling", "normalize", "mask_bias")
+# Smallest value of each size; a checkpoint with less cannot be built.
+_MINIMUMS = {"vocab_size": 1, "hidden_size": 1, "num_layers": 1, "intermediate_size": 1,
+             "max_position_embeddings": 2, "type_vocab_size": 0}
+# JSON types of the scalar fields read from config.json, by annotation.
+_JSON_TYPES = {"int": ((int,), "an integer"), "float": ((int, float), "a number"), "str": ((str,), "a string"),
+               "bool": ((bool,), "true or false")}
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,14 @@ class BertConfig:
     pruned_heads: tuple[tuple[int, ...], ...] = ()
 
     def __post_init__(self) -> None:
+        for name, low in _MINIMUMS.items():
+            if getattr(self, name) < low:
+                raise ModelLoadError(f"{_HF_NAMES.get(name, name)} must be at least {low}, got {getattr(self, name)}")
+        if not self.layer_norm_eps > 0:
+            raise ModelLoadError(f"layer_norm_eps must be > 0, got {self.layer_norm_eps}")
+        for name in ("hidden_dropout", "attention_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ModelLoadError(f"{_HF_NAMES[name]} must be in [0, 1), got {getattr(self, name)}")
         if self.num_heads < 1:
             raise ModelLoadError(f"num_attention_heads must be at least 1, got {self.num_heads}")
         if not any(self.pruned_heads):
@@ -139,21 +156,32 @@ class BertConfig:
             raise ModelLoadError("only absolute position embeddings are supported")
         names = {f.name for f in dataclasses.fields(cls)}
         values = {_HF_KEYS.get(k, k): v for k, v in hf.items() if _HF_KEYS.get(k, k) in names}
-        values.pop("id2label", None)
-        values.pop("attention_head_size", None)
+        for derived in ("id2label", "attention_head_size", "num_labels"):  # set below, from the tensors / heads
+            values.pop(derived, None)
+        if values.get("pad_token_id", 0) is None:  # transformers writes null for "no pad token"
+            del values["pad_token_id"]
+        _check_types(values)
         pruned = values.pop("pruned_heads", None)
         if pruned:
             values.update(_read_pruned_heads(pruned, values))
         edgekit = hf.get("edgekit", {})
-        values.update({k: v for k, v in edgekit.items() if k in names})
+        if not isinstance(edgekit, dict):
+            raise ModelLoadError(f"edgekit: expected an object, got {json_kind(edgekit)}")
+        own = {k: v for k, v in edgekit.items() if k in _EDGEKIT_KEYS}
+        _check_types(own, "edgekit.")
+        values.update(own)
         if num_labels:
             id2label = hf.get("id2label") or {}
+            if not isinstance(id2label, dict):
+                raise ModelLoadError(
+                    f"id2label: expected an object mapping label ids to names, got {json_kind(id2label)}")
             values["id2label"] = tuple(
                 str(id2label.get(str(i), id2label.get(i, f"LABEL_{i}"))) for i in range(num_labels)
             )
         missing = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING and f.name not in values]
         if missing:
-            raise ModelLoadError(f"config.json lacks {', '.join(missing)}")
+            names = ", ".join(_HF_NAMES.get(m, m) for m in missing)
+            raise ModelLoadError(f"no {names} (expected in a BERT config.json)")
         return cls(**values, num_labels=num_labels)
 
     def to_hf(self) -> dict[str, Any]:
@@ -176,19 +204,31 @@ class BertConfig:
         else:
             hf["architectures"] = ["BertModel"]
         # transformers ignores unknown keys; edgekit reads these back.
-        hf["edgekit"] = {"pooling": self.pooling, "normalize": self.normalize, "mask_bias": self.mask_bias}
+        hf["edgekit"] = {key: getattr(self, key) for key in _EDGEKIT_KEYS}
         return hf
+
+
+def _check_types(values: dict[str, Any], prefix: str = "") -> None:
+    """Refuse a config.json value of the wrong JSON type (``true`` is not a number here)."""
+    for f in dataclasses.fields(BertConfig):
+        if f.name not in values or f.type not in _JSON_TYPES:
+            continue
+        allowed, word = _JSON_TYPES[f.type]
+        value = values[f.name]
+        if isinstance(value, bool) != (bool in allowed) or not isinstance(value, allowed):
+            raise ModelLoadError(f"{prefix}{_HF_NAMES.get(f.name, f.name)}: expected {word}, got {json_value(value)}")
 
 
 def _read_pruned_heads(pruned: Any, values: dict[str, Any]) -> dict[str, Any]:
     """num_heads / attention_head_size / pruned_heads from HF's ``pruned_heads`` (uniform only)."""
     if not isinstance(pruned, dict):
-        raise ModelLoadError(f"pruned_heads must map layer indices to head lists, got {type(pruned).__name__}")
+        raise ModelLoadError(f"pruned_heads must map layer indices to head lists, got {json_kind(pruned)}")
     try:
         layers, original, hidden = values["num_layers"], values["num_heads"], values["hidden_size"]
     except KeyError as err:
-        raise ModelLoadError(f"config.json lacks {_HF_NAMES.get(err.args[0], err.args[0])}") from None
-    if hidden % original:
+        name = _HF_NAMES.get(err.args[0], err.args[0])
+        raise ModelLoadError(f"no {name} (expected in a BERT config.json)") from None
+    if original < 1 or hidden % original:
         raise ModelLoadError(f"hidden_size {hidden} is not divisible by num_attention_heads {original}")
     by_layer: dict[int, list[int]] = {}
     for key, heads in pruned.items():

@@ -19,6 +19,7 @@ import numpy as np
 
 from edgekit.errors import ModelLoadError
 from edgekit.models.bert_config import BertConfig
+from edgekit.models.files import check_readable, first_line, is_file, read_json, read_json_object
 from edgekit.models.weight_layout import weight_slots
 
 CONFIG_FILE = "config.json"
@@ -36,49 +37,62 @@ _PICKLE_REFUSAL = (
 )
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ModelLoadError(f"{path}: invalid JSON ({err.msg} at line {err.lineno})") from None
-
-
 def read_weights(folder: Path) -> dict[str, np.ndarray]:
     """All tensors of ``folder`` as float32 numpy arrays, keyed by HF name (``bert.`` stripped)."""
     from safetensors.numpy import load_file
 
-    if (folder / WEIGHTS_FILE).is_file():
+    if is_file(folder / WEIGHTS_FILE):
         files = [folder / WEIGHTS_FILE]
-    elif (folder / WEIGHTS_INDEX).is_file():
-        index = _read_json(folder / WEIGHTS_INDEX)
-        files = [folder / name for name in sorted(set(index.get("weight_map", {}).values()))]
+    elif is_file(folder / WEIGHTS_INDEX):
+        files = _shards(folder / WEIGHTS_INDEX)
     else:
         for name in _PICKLES:
-            if (folder / name).is_file():
+            if is_file(folder / name):
                 raise ModelLoadError(_PICKLE_REFUSAL.format(path=folder / name, folder=folder))
         raise ModelLoadError(f"{folder}: no {WEIGHTS_FILE} (edgekit reads safetensors checkpoints)")
     weights: dict[str, np.ndarray] = {}
     for path in files:
+        check_readable(path)
         try:
             tensors = load_file(str(path))
         except Exception as err:  # safetensors raises several types for corrupt files
-            raise ModelLoadError(f"{path}: cannot read safetensors file ({err})") from None
+            raise ModelLoadError(f"{path}: cannot read safetensors file ({first_line(err)})") from None
         for name, value in tensors.items():
             key = name.removeprefix("bert.")
             weights[key] = value.astype(np.float32) if value.dtype.kind == "f" else value
     return weights
 
 
+def _shards(index_path: Path) -> list[Path]:
+    """The shard files named by a sharded checkpoint's index (each must exist)."""
+    weight_map = read_json_object(index_path).get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map or not all(
+            isinstance(name, str) for name in weight_map.values()):
+        raise ModelLoadError(f"{index_path}: weight_map: expected an object mapping tensor names to shard files")
+    files = [index_path.parent / name for name in sorted(set(weight_map.values()))]
+    for path in files:
+        if not is_file(path):
+            raise ModelLoadError(f"{path}: no such file (a shard named in {index_path.name})")
+    return files
+
+
 def _sentence_transformers_pooling(folder: Path) -> tuple[str, bool] | None:
     """(pooling, normalize) from a sentence-transformers folder (modules.json), if it is one."""
     modules_path = folder / "modules.json"
-    if not modules_path.is_file():
+    if not is_file(modules_path):
         return None
-    modules = _read_json(modules_path)
+    modules = read_json(modules_path)
+    if not isinstance(modules, list) or not all(
+            isinstance(m, dict) and isinstance(m.get("type", ""), str) and isinstance(m.get("path", ""), str)
+            for m in modules):
+        raise ModelLoadError(f"{modules_path}: expected an array of objects with \"type\" and \"path\" strings")
     types = {m.get("type", "").rsplit(".", 1)[-1]: m.get("path", "") for m in modules}
     pooling = "cls"
     if "Pooling" in types:
-        settings = _read_json(folder / types["Pooling"] / "config.json")
+        pooling_config = folder / types["Pooling"] / "config.json"
+        if not is_file(pooling_config):
+            raise ModelLoadError(f"{pooling_config}: no such file (the Pooling module named in {modules_path.name})")
+        settings = read_json_object(pooling_config)
         if settings.get("pooling_mode_mean_tokens"):
             pooling = "mean"
         elif not settings.get("pooling_mode_cls_token"):
@@ -90,11 +104,15 @@ def read_config(folder: Path, weights: dict[str, np.ndarray], pooling: str | Non
     """The BertConfig of a checkpoint: labels from the classifier tensor, pooling from (in
     order) the ``pooling`` argument, edgekit's own key, sentence-transformers files, or BERT's
     pooler when its weights are present (else the first token)."""
-    if not (folder / CONFIG_FILE).is_file():
+    path = folder / CONFIG_FILE
+    if not is_file(path):
         raise ModelLoadError(f"{folder}: no {CONFIG_FILE}")
-    hf = _read_json(folder / CONFIG_FILE)
+    hf = read_json_object(path)
     head = weights.get("classifier.weight")
-    config = BertConfig.from_hf(hf, num_labels=0 if head is None else int(head.shape[0]))
+    try:
+        config = BertConfig.from_hf(hf, num_labels=0 if head is None else int(head.shape[0]))
+    except ModelLoadError as err:
+        raise ModelLoadError(f"{path}: {err}") from None
     if "pooling" not in hf.get("edgekit", {}):
         found = _sentence_transformers_pooling(folder)
         if found is not None:

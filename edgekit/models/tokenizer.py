@@ -2,7 +2,11 @@
 
 ``tokenizer.json`` is used when present (it carries its own normaliser, lower-casing
 included); otherwise ``vocab.txt`` with ``do_lower_case`` from ``tokenizer_config.json``
-(default True, as in transformers' BertTokenizer).
+(default True, as in transformers' BertTokenizer). A folder with both must hold the same
+tokens under the same ids in each (apps on devices read ``vocab.txt``, the rest
+``tokenizer.json``). A tokenizer must also fit its model's word-embedding table
+(``check_fits``): an id past the table crashes at the first rare word, and a vocabulary far
+smaller than the table is another model's tokenizer, whose ids pick the wrong rows.
 """
 
 from __future__ import annotations
@@ -14,9 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import ModelLoadError
+from edgekit.models.files import first_line, is_file, json_value, read_json_object, read_text
 
 # Files that describe a tokenizer in a HF folder; copied verbatim when a model is saved.
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
+# Share of the embedding table's rows a model's own tokenizer covers at least: tables are padded
+# a little past the vocabulary (to a multiple of 8 or 64), never by a tenth.
+MIN_TABLE_COVERAGE = 0.9
 
 
 class TextTokenizer:
@@ -27,33 +35,49 @@ class TextTokenizer:
         from tokenizers.implementations import BertWordPieceTokenizer
 
         self.folder = Path(folder)
-        settings = self._read_settings()
-        if (self.folder / "tokenizer.json").is_file():
-            self._tok = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
-        elif (self.folder / "vocab.txt").is_file():
-            lower = bool(settings.get("do_lower_case", True))
-            strip = settings.get("strip_accents")
-            self._tok = BertWordPieceTokenizer(
-                str(self.folder / "vocab.txt"), lowercase=lower, strip_accents=lower if strip is None else strip,
-            )
+        lower, strip, self.pad_token = _read_settings(self.folder / "tokenizer_config.json")
+        json_path, vocab_path = self.folder / "tokenizer.json", self.folder / "vocab.txt"
+        vocab = _read_vocab_txt(vocab_path) if is_file(vocab_path) else None
+        if is_file(json_path):
+            self.file = json_path
+            text = read_text(json_path)
+            try:
+                self._tok = Tokenizer.from_str(text)
+            except Exception as err:  # tokenizers raises a bare Exception for any bad content
+                raise ModelLoadError(f"{json_path}: not a tokenizers file ({first_line(err)})") from None
+            if vocab is not None:
+                _check_same_vocab(vocab_path, vocab, json_path, self._tok.get_vocab(with_added_tokens=False))
+        elif vocab is not None:
+            self.file = vocab_path
+            for token in ("[CLS]", "[SEP]"):
+                if token not in vocab:
+                    raise ModelLoadError(f"{vocab_path}: no {token} token (BERT wraps every text in [CLS] ... [SEP])")
+            self._tok = BertWordPieceTokenizer(vocab, lowercase=lower,
+                                               strip_accents=lower if strip is None else strip)
         else:
             raise ModelLoadError(f"{self.folder}: no tokenizer.json or vocab.txt")
-        self.pad_token = settings.get("pad_token", "[PAD]")
-        if isinstance(self.pad_token, dict):  # newer tokenizer_config.json stores AddedToken dicts
-            self.pad_token = self.pad_token.get("content", "[PAD]")
+        unk = getattr(self._tok.model, "unk_token", None)
+        if unk is not None and self._tok.token_to_id(unk) is None:
+            raise ModelLoadError(f"{self.file}: unknown-word token {unk!r} is not in the vocabulary "
+                                 "(the first word it does not know would stop tokenisation)")
         self.pad_id = self._tok.token_to_id(self.pad_token)
         if self.pad_id is None:
-            raise ModelLoadError(f"{self.folder}: pad token {self.pad_token!r} is not in the vocabulary")
-        self.model_max_length = int(settings.get("model_max_length", 512))
+            raise ModelLoadError(f"{self.file}: pad token {self.pad_token!r} is not in the vocabulary")
+        # The highest id it can produce: a vocabulary entry, or a special token its post-processor adds.
+        self.max_id = max([*self._tok.get_vocab(with_added_tokens=True).values(), *self._tok.encode("", "").ids,
+                           self.pad_id])
 
-    def _read_settings(self) -> dict:
-        path = self.folder / "tokenizer_config.json"
-        if not path.is_file():
-            return {}
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ModelLoadError(f"{path}: invalid JSON ({err.msg} at line {err.lineno})") from None
+    def check_fits(self, rows: int, config_file: Path) -> None:
+        """Refuse this tokenizer for a ``rows``-row word-embedding table that it does not fit."""
+        tokens = self.vocab_size
+        ids = f" (ids up to {self.max_id:,})" if self.max_id != tokens - 1 else ""
+        what = f"{self.file}: {tokens:,} tokens{ids} for a {rows:,}-row embedding table ({config_file} vocab_size)"
+        if self.max_id >= rows:
+            raise ModelLoadError(f"{what}: ids {rows:,}..{self.max_id:,} are past the table; the tokenizer does "
+                                 "not belong to this model")
+        if tokens < MIN_TABLE_COVERAGE * rows:
+            raise ModelLoadError(f"{what}: a model's own tokenizer covers at least {MIN_TABLE_COVERAGE:.0%} of the "
+                                 "rows; the tokenizer does not belong to this model")
 
     @property
     def vocab_size(self) -> int:
@@ -93,10 +117,63 @@ class TextTokenizer:
         return [len(e.ids) for e in self._tok.encode_batch(list(texts))]
 
     def save(self, folder: str | Path) -> None:
-        """Copy the tokenizer files into ``folder`` (and write tokenizer.json if there was none)."""
+        """Copy the tokenizer files into ``folder`` (and write tokenizer.json if there was none),
+        then read them back: they must be this tokenizer (not files edited since it was loaded),
+        with vocab.txt and tokenizer.json in agreement."""
         folder = Path(folder)
         for name in TOKENIZER_FILES:
-            if (self.folder / name).is_file():
+            if is_file(self.folder / name):
                 shutil.copyfile(self.folder / name, folder / name)
         if not (folder / "tokenizer.json").exists():
             self._tok.save(str(folder / "tokenizer.json"))
+        try:  # the files loaded and agreed when this tokenizer was made from them
+            written = TextTokenizer(folder)
+        except ModelLoadError:
+            written = None
+        if written is None or (written.pad_id, _definition(written._tok)) != (self.pad_id, _definition(self._tok)):
+            raise ModelLoadError(f"{self.folder}: tokenizer files changed since the model was loaded (load it "
+                                 "again, so that what is written is the tokenizer it runs with)")
+
+
+def _read_settings(path: Path) -> tuple[bool, bool | None, str]:
+    """``do_lower_case``, ``strip_accents`` and the pad token of tokenizer_config.json (BertTokenizer's
+    defaults without the file)."""
+    settings = read_json_object(path) if is_file(path) else {}
+    lower, strip = settings.get("do_lower_case", True), settings.get("strip_accents")
+    pad = settings.get("pad_token", "[PAD]")
+    if isinstance(pad, dict):  # newer tokenizer_config.json stores AddedToken dicts
+        pad = pad.get("content")
+    for key, value, ok, expected in (
+            ("do_lower_case", lower, isinstance(lower, bool), "true or false"),
+            ("strip_accents", strip, strip is None or isinstance(strip, bool), "true, false or null"),
+            ("pad_token", pad, isinstance(pad, str), "a string")):
+        if not ok:
+            raise ModelLoadError(f"{path}: {key}: expected {expected}, got {json_value(value)}")
+    return lower, strip, pad
+
+
+def _read_vocab_txt(path: Path) -> dict[str, int]:
+    """Token -> id (its line, from 0), read as tokenizers reads it (trailing whitespace dropped)."""
+    lines = read_text(path).split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return {line.rstrip(): i for i, line in enumerate(lines)}
+
+
+def _check_same_vocab(vocab_path: Path, vocab: dict[str, int], json_path: Path, json_vocab: dict[str, int]) -> None:
+    if vocab == json_vocab:
+        return
+    moved = next((t for t in sorted(vocab, key=vocab.get) if json_vocab.get(t) != vocab[t]), None)
+    if moved is None:
+        extra = next(t for t in json_vocab if t not in vocab)
+        difference = f"{extra!r} is id {json_vocab[extra]} in {json_path.name} and not in {vocab_path.name}"
+    else:
+        other = f"id {json_vocab[moved]}" if moved in json_vocab else "missing"
+        difference = f"{moved!r} is id {vocab[moved]} in {vocab_path.name}, {other} in {json_path.name}"
+    raise ModelLoadError(f"{vocab_path} and {json_path} disagree: {difference} ({len(vocab):,} and "
+                         f"{len(json_vocab):,} tokens; both must hold the same tokens under the same ids)")
+
+
+def _definition(tok) -> dict:
+    """A tokenizer's serialised form without the truncation/padding state that ``encode`` sets."""
+    return {k: v for k, v in json.loads(tok.to_str()).items() if k not in ("truncation", "padding")}

@@ -7,8 +7,12 @@ Copy it (``edgekit bench-script --out bench.py``) with an edgekit export folder 
     python3 bench.py OUT --seq-len 128 --delegate edgetpu --watts 2 --power-source "Coral datasheet"
 
 Runtimes: ai_edge_litert or tflite_runtime (.tflite, optional Edge TPU delegate), onnxruntime
-(.onnx), openvino (.xml). It never imports TensorFlow or edgekit. ``edgekit bench`` imports
-this module for its sampler, inputs and JSON, so host and device results share one schema
+(.onnx), openvino (.xml). It never imports TensorFlow or edgekit. Before loading anything it
+checks the files it will read (artifact, tokenizer, labels.txt) against the sizes and sha256 in
+``edgekit.json`` (``--no-verify`` skips that, and the JSON says so). Texts are tokenized with the
+``tokenizers`` package when installed, else with the built-in ``WordPiece`` (BERT exports);
+each result says which (``inputs.tokenizer`` / ``inputs.source``). ``edgekit bench`` imports
+this module for its manifest reader, sampler, inputs and JSON, so host and device results share one schema
 (``SCHEMA``; ``validate``) and ``edgekit bench --compare A.json B.json`` can line them up.
 Latency: batch 1, ``time.perf_counter_ns``, milliseconds; energy = p50 ms x nominal watts (mJ),
 an estimate; peak RSS of the process in MB (VmHWM, reset before loading the artifact when Linux
@@ -19,12 +23,16 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import itertools
 import json
+import math
 import os
 import platform
+import re
 import sys
 import time
+import unicodedata
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -32,8 +40,9 @@ from typing import Callable
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: bytes of the file run, verified, export_metrics, inputs.tokenizer
 MANIFEST = "edgekit.json"
+MANIFEST_VERSION = 2  # edgekit.json's "edgekit_manifest": the one version this script reads
 TEXTS_FILE = "english-eval.tsv"  # written next to this script by `edgekit bench-script`
 EDGETPU_LIBS = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}
 RUNTIME_PACKAGES = ("ai-edge-litert", "tflite-runtime", "onnxruntime", "openvino", "numpy", "tokenizers")
@@ -147,24 +156,101 @@ def device_facts() -> dict:
 
 # -- the export folder ---------------------------------------------------------------------------
 
+MANIFEST_SCHEMA = {"inputs": list, "max_length": int, "tokenizer": list, "digests": dict, "artifacts": list}
+ROW_SCHEMAS = {"inputs": {"name": str}, "artifacts": {"path": str, "format": str, "precision": str, "status": str,
+                                                      "files": list}}
+DIGEST_SCHEMA = {"bytes": int, "sha256": str}
+
+
+def manifest_problems(doc) -> list:
+    """What keeps ``doc`` from being a manifest this script reads ([] = none), e.g. ``artifacts[0].path: missing``."""
+    if not isinstance(doc, dict):
+        return [f"expected a JSON object, got {_json_kind(type(doc))}"]
+    if "edgekit_manifest" not in doc:
+        return ["no edgekit_manifest key (not a manifest written by `edgekit export`)"]
+    version = doc["edgekit_manifest"]
+    if version != MANIFEST_VERSION:
+        age = "an older" if isinstance(version, int) and version < MANIFEST_VERSION else "another"
+        return [f"edgekit_manifest {version!r} was written by {age} edgekit (this one reads {MANIFEST_VERSION}); "
+                "re-export the folder"]
+    problems = [p.lstrip(".") for p in _check(doc, MANIFEST_SCHEMA, "")]
+    if problems:
+        return problems
+    rows = [(f"{key}[{i}]", row, rule) for key, rule in ROW_SCHEMAS.items() for i, row in enumerate(doc[key])]
+    rows += [(f"digests[{name!r}]", digest, DIGEST_SCHEMA) for name, digest in doc["digests"].items()]
+    return [p for where, row, rule in rows for p in _check(row, rule, where)]
+
+
 def read_manifest(folder: Path) -> dict:
+    """``folder``'s edgekit.json, checked: one line naming the file when it is absent, not JSON, of
+    another manifest version or missing what this script reads."""
     path = Path(folder) / MANIFEST
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise BenchError(f"{path}: no manifest; benchmark an artifact inside an edgekit export folder") from None
-    except json.JSONDecodeError as err:
-        raise BenchError(f"{path}: invalid JSON ({err.msg} at line {err.lineno})") from None
+        raise BenchError(f"{folder}: no {MANIFEST} (expected an export folder written by `edgekit export`, "
+                         "or an artifact inside one)") from None
+    except OSError as err:
+        raise BenchError(f"{path}: cannot read it ({err.strerror or err})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        where = f"{err.msg} at line {err.lineno}" if isinstance(err, json.JSONDecodeError) else "not UTF-8"
+        raise BenchError(f"{path}: invalid JSON ({where})") from None
+    problems = manifest_problems(doc)
+    if problems:
+        raise BenchError(f"{path}: {problems[0]}")
+    return doc
+
+
+def check_artifact_name(path: Path) -> None:
+    """Refuse a file that is not an artifact by its suffix, naming it (before any manifest is read)."""
+    if Path(path).suffix not in RUNTIME_MODULES:
+        raise BenchError(f"{path}: not an artifact (expected a .tflite, .onnx or .xml (OpenVINO IR) file, "
+                         "or an export folder)")
 
 
 def artifact_entry(manifest: dict, path: Path) -> dict:
     """The manifest row of ``path`` (an Edge TPU build ``X_edgetpu.tflite`` maps to ``X.tflite``)."""
     name = path.name.replace("_edgetpu.tflite", ".tflite")
-    for entry in manifest.get("artifacts", []):
-        if entry.get("path") == name:
+    for entry in manifest["artifacts"]:
+        if entry["path"] == name:
             return entry
-    known = ", ".join(a.get("path", "?") for a in manifest.get("artifacts", []))
+    known = ", ".join(a["path"] for a in manifest["artifacts"])
     raise BenchError(f"{path}: not listed in {MANIFEST} (artifacts: {known})")
+
+
+def file_digest(path: Path) -> dict:
+    """``{"bytes", "sha256"}`` of a file, read once in 1 MiB blocks (the manifest's ``digests`` entry)."""
+    h, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+            size += len(block)
+    return {"bytes": size, "sha256": h.hexdigest()}
+
+
+def loaded_files(manifest: dict, runs: list) -> list:
+    """Names of what a run loads, in the order read: the tokenizer files, labels.txt and the files
+    of each ``(entry, path)`` run whose path is the manifest's own (an Edge TPU build made on the
+    device from it is not in the manifest)."""
+    names = list(manifest["tokenizer"]) + ([manifest["labels_file"]] if manifest.get("labels_file") else [])
+    for entry, path in runs:
+        if entry["status"] == "ok" and Path(path).name == entry["path"]:
+            names += entry["files"]
+    return list(dict.fromkeys(names))
+
+
+def verify_files(folder: Path, manifest: dict, names) -> None:
+    """Each of ``names`` is present with the size and sha256 ``edgekit.json`` recorded at export,
+    else one line naming the first that is not."""
+    fix = "re-export, or pass --no-verify"
+    for name in names:
+        path, expected = Path(folder) / name, manifest["digests"].get(name)
+        if expected is None:
+            raise BenchError(f"{path}: has no digest in {MANIFEST} (a manifest edited by hand? {fix})")
+        if not path.is_file():
+            raise BenchError(f"{path}: missing (listed in {MANIFEST}; {fix})")
+        if path.stat().st_size != expected["bytes"] or file_digest(path)["sha256"] != expected["sha256"]:
+            raise BenchError(f"{path}: sha256 does not match {MANIFEST} (changed after export; {fix})")
 
 
 def artifact_file(folder: Path, entry: dict, edgetpu: bool) -> Path:
@@ -202,16 +288,168 @@ def natural_texts(manifest: dict, folder: Path, explicit: Path | None = None,
                      f"(one text per line or a .tsv), e.g. the {TEXTS_FILE} written by `edgekit bench-script`")
 
 
-def load_tokenizer(folder: Path):
-    """The export's tokenizer (``tokenizer.json``) or None when ``tokenizers`` is not installed."""
+CJK = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
+       (0x2B920, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))  # the ideographs BertNormalizer spaces out
+
+
+def _tokenizer_settings(folder: Path) -> dict:
+    path = Path(folder) / "tokenizer_config.json"
     try:
-        from tokenizers import Tokenizer
-    except ImportError:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BenchError(f"{path}: invalid JSON") from None
+
+
+class WordPiece:
+    """BERT's tokenizer in plain Python, so that a device without the ``tokenizers`` package runs
+    the export's defaults: ``BertNormalizer`` (clean text, space out CJK ideographs, strip
+    accents, lower-case), ``BertPreTokenizer`` (whitespace and punctuation), greedy
+    longest-match WordPiece and ``[CLS] text [SEP]``. Tests hold it to ``tokenizers``' ids."""
+
+    def __init__(self, name: str, vocab: dict, specials: dict, lowercase: bool = True, strip_accents=None,
+                 unk: str = "[UNK]", prefix: str = "##", max_chars: int = 100):
+        self.name = name  # says in results which files it read, e.g. "built-in WordPiece (vocab.txt)"
+        self.vocab, self.lowercase, self.prefix, self.max_chars = vocab, lowercase, prefix, max_chars
+        self.strip_accents = lowercase if strip_accents is None else strip_accents
+        self.unk, self.cls, self.sep = vocab[unk], vocab[specials["cls"]], vocab[specials["sep"]]
+        names = sorted((t for t in specials["added"] if t in vocab), key=len, reverse=True)
+        self._added = re.compile("(" + "|".join(map(re.escape, names)) + ")") if names else None
+
+    @classmethod
+    def from_folder(cls, folder: Path):
+        """From ``tokenizer.json`` when it is a BERT WordPiece one, else ``vocab.txt`` with
+        ``tokenizer_config.json``'s ``do_lower_case``; None when it can do neither."""
+        folder = Path(folder)
+        if (folder / "tokenizer.json").is_file():
+            return cls._from_json(folder / "tokenizer.json")
+        if not (folder / "vocab.txt").is_file():
+            return None
+        tokens = (folder / "vocab.txt").read_text(encoding="utf-8").splitlines()
+        vocab = {t: i for i, t in reversed(list(enumerate(tokens)))}
+        settings = _tokenizer_settings(folder)
+        specials = {"cls": "[CLS]", "sep": "[SEP]", "added": ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")}
+        if not {"[UNK]", "[CLS]", "[SEP]"} <= set(vocab):
+            return None
+        return cls("built-in WordPiece (vocab.txt)", vocab, specials, bool(settings.get("do_lower_case", True)),
+                   settings.get("strip_accents"))
+
+    @classmethod
+    def _from_json(cls, path: Path):
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise BenchError(f"{path}: invalid JSON") from None
+        model, norm = doc.get("model") or {}, doc.get("normalizer") or {}
+        post = doc.get("post_processor") or {}
+        if post.get("type") == "BertProcessing":
+            specials = {"cls": post["cls"][0], "sep": post["sep"][0]}
+        elif post.get("type") == "TemplateProcessing":
+            single = [next(iter(piece.items())) for piece in post.get("single", [])]
+            kinds = [kind for kind, _ in single]
+            if kinds != ["SpecialToken", "Sequence", "SpecialToken"]:
+                return None
+            specials = {"cls": single[0][1]["id"], "sep": single[2][1]["id"]}
+        else:
+            return None
+        if (model.get("type") != "WordPiece" or norm.get("type") != "BertNormalizer"
+                or not norm.get("clean_text", True) or not norm.get("handle_chinese_chars", True)
+                or (doc.get("pre_tokenizer") or {}).get("type") != "BertPreTokenizer"
+                or not {model.get("unk_token"), specials["cls"], specials["sep"]} <= set(model.get("vocab", {}))):
+            return None
+        specials["added"] = [t["content"] for t in doc.get("added_tokens", [])]
+        return cls("built-in WordPiece (tokenizer.json)", model["vocab"], specials, norm.get("lowercase", True),
+                   norm.get("strip_accents"), model["unk_token"], model.get("continuing_subword_prefix", "##"),
+                   model.get("max_input_chars_per_word", 100))
+
+    def _normalize(self, text: str) -> str:
+        out = []
+        for c in text:
+            if c in "\x00\ufffd" or (unicodedata.category(c).startswith("C") and c not in "\t\n\r"):
+                continue
+            if any(lo <= ord(c) <= hi for lo, hi in CJK):
+                out.append(f" {c} ")
+            else:
+                out.append(" " if c.isspace() else c)
+        text = "".join(out)
+        if self.strip_accents:
+            text = "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
+        return text.lower() if self.lowercase else text
+
+    @staticmethod
+    def _words(text: str) -> list:
+        """Whitespace-separated words with every punctuation character a word of its own."""
+        words, word = [], []
+        for c in text:
+            punct = 33 <= ord(c) <= 47 or 58 <= ord(c) <= 64 or 91 <= ord(c) <= 96 or 123 <= ord(c) <= 126 \
+                or unicodedata.category(c).startswith("P")
+            if c.isspace() or punct:
+                words += ["".join(word)] if word else []
+                words += [c] if punct else []
+                word = []
+            else:
+                word.append(c)
+        return words + (["".join(word)] if word else [])
+
+    def _pieces(self, word: str) -> list:
+        if len(word) > self.max_chars:
+            return [self.unk]
+        ids, start = [], 0
+        while start < len(word):
+            for end in range(len(word), start, -1):
+                piece = word[start:end] if start == 0 else self.prefix + word[start:end]
+                if piece in self.vocab:
+                    ids.append(self.vocab[piece])
+                    start = end
+                    break
+            else:
+                return [self.unk]
+        return ids
+
+    def encode(self, text: str, max_length: int) -> list:
+        """Token ids of ``text``, [CLS] and [SEP] included, truncated to ``max_length``."""
+        ids = []
+        for i, part in enumerate(self._added.split(text) if self._added else [text]):
+            if i % 2:  # an added token (e.g. [MASK]) written in the text
+                ids.append(self.vocab[part])
+            else:
+                ids += [t for w in self._words(self._normalize(part)) for t in self._pieces(w)]
+        return [self.cls, *ids[:max(max_length - 2, 0)], self.sep]
+
+
+class LibraryTokenizer:
+    """The ``tokenizers`` package on the export's files, as edgekit evaluated the artifacts."""
+
+    def __init__(self, folder: Path):
+        from tokenizers import Tokenizer, __version__
+        from tokenizers.implementations import BertWordPieceTokenizer
+
+        folder = Path(folder)
+        if (folder / "tokenizer.json").is_file():
+            self._tok, source = Tokenizer.from_file(str(folder / "tokenizer.json")), "tokenizer.json"
+        else:
+            settings = _tokenizer_settings(folder)
+            lower, strip = bool(settings.get("do_lower_case", True)), settings.get("strip_accents")
+            self._tok = BertWordPieceTokenizer(str(folder / "vocab.txt"), lowercase=lower,
+                                               strip_accents=lower if strip is None else strip)
+            source = "vocab.txt"
+        self._tok.no_padding()
+        self.name = f"tokenizers {__version__} ({source})"
+
+    def encode(self, text: str, max_length: int) -> list:
+        self._tok.enable_truncation(max_length=max_length)
+        return self._tok.encode(text).ids
+
+
+def load_tokenizer(folder: Path):
+    """The export's tokenizer: the ``tokenizers`` package when it is installed, else the built-in
+    ``WordPiece``; None when neither applies (no tokenizer files, or a kind only ``tokenizers`` reads)."""
+    folder = Path(folder)
+    if not (folder / "tokenizer.json").is_file() and not (folder / "vocab.txt").is_file():
         return None
-    path = Path(folder) / "tokenizer.json"
-    if not path.is_file():
-        raise BenchError(f"{path}: missing (the export folder's tokenizer)")
-    return Tokenizer.from_file(str(path))
+    try:
+        return LibraryTokenizer(folder)
+    except ImportError:
+        return WordPiece.from_folder(folder)
 
 
 def vocab_size(folder: Path) -> int:
@@ -231,45 +469,46 @@ def _sample(ids, names) -> dict:
     return {n: values[n] for n in names}
 
 
+FALLBACK_SEQ_LEN = 128  # natural length without a tokenizer: this many synthetic ids (or max_length)
+
+
 def make_inputs(folder: Path, manifest: dict, seq_len, texts: tuple | None = None, tokenizer=None) -> tuple:
-    """(samples, info): batch-1 int32 input dicts with every token real (mask 1) and a summary.
+    """(samples, info): batch-1 int32 input dicts with every token real (mask 1) and a summary
+    whose ``source`` says what they are.
 
     ``seq_len`` an int: one input of exactly that many tokens (tokenized text when a tokenizer
-    is given, else synthetic ids); ``"natural"``: each text at its own token count."""
+    is given, else synthetic ids); ``"natural"``: each text at its own token count, or, without
+    a tokenizer, one fixed input of synthetic ids (said so)."""
     names = [i["name"] for i in manifest["inputs"]]
     limit = int(manifest.get("max_length") or 512)
-    if seq_len == "natural":
-        if tokenizer is None:
-            raise BenchError("--seq-len natural needs the tokenizers package to count real tokens "
-                             "(pip install tokenizers), or pass --seq-len N for synthetic ids")
-        tokenizer.enable_truncation(max_length=limit)
-        tokenizer.no_padding()
-        samples = [_sample(e.ids, names) for e in tokenizer.encode_batch(list(texts[0]))]
-        source = f"tokenized {texts[1]} ({len(samples)} texts)"
+    if seq_len != "natural" and not 2 <= seq_len <= limit:
+        raise BenchError(f"--seq-len {seq_len}: expected 2..{limit} (the export's max_length)")
+    mode, why = ("natural" if seq_len == "natural" else "fixed"), ""
+    if tokenizer is None:
+        if seq_len == "natural":
+            seq_len, mode = min(FALLBACK_SEQ_LEN, limit), "fixed"
+            why = ", in place of natural length"
+        rng = np.random.default_rng(0)
+        size = vocab_size(folder)
+        samples = [_sample(rng.integers(min(1000, size // 2), size, seq_len), names)]
+        source = (f"synthetic ids, {seq_len} tokens{why} (this export's tokenizer needs the tokenizers package: "
+                  "pip install tokenizers)")
+    elif seq_len == "natural":
+        samples = [_sample(tokenizer.encode(text, limit), names) for text in texts[0]]
+        source = f"{texts[1]} ({len(samples)} texts) tokenized by {tokenizer.name}"
     else:
-        if not 2 <= seq_len <= limit:
-            raise BenchError(f"--seq-len {seq_len}: expected 2..{limit} (the export's max_length)")
-        if tokenizer is not None and texts:
-            tokenizer.enable_truncation(max_length=seq_len)
-            tokenizer.no_padding()
-            joined, ids = " ".join(texts[0]), []
-            for repeat in range(1, 65):
-                ids = tokenizer.encode(" ".join([joined] * repeat)).ids
-                if len(ids) >= seq_len:
-                    break
-            if len(ids) < seq_len:
-                raise BenchError(f"{texts[1]}: too little text for {seq_len} tokens")
-            samples, source = [_sample(ids, names)], f"tokenized {texts[1]}, first {seq_len} tokens"
-        else:
-            rng = np.random.default_rng(0)
-            size = vocab_size(folder)
-            samples = [_sample(rng.integers(min(1000, size // 2), size, seq_len), names)]
-            source = "synthetic ids (no tokenizers package)"
+        joined, ids = " ".join(texts[0]), []
+        for repeat in range(1, 65):
+            ids = tokenizer.encode(" ".join([joined] * repeat), seq_len)
+            if len(ids) >= seq_len:
+                break
+        if len(ids) < seq_len:
+            raise BenchError(f"{texts[1]}: too little text for {seq_len} tokens")
+        samples, source = [_sample(ids, names)], f"{texts[1]} tokenized by {tokenizer.name}, first {seq_len} tokens"
     counts = [s[names[0]].shape[1] for s in samples]
-    info = {"mode": "natural" if seq_len == "natural" else "fixed",
-            "seq_len": None if seq_len == "natural" else seq_len, "samples": len(samples), "batch": 1,
+    info = {"mode": mode, "seq_len": None if mode == "natural" else seq_len, "samples": len(samples), "batch": 1,
             "tokens_mean": round(float(np.mean(counts)), 2), "tokens_min": min(counts), "tokens_max": max(counts),
-            "source": source}
+            "tokenizer": tokenizer.name if tokenizer is not None else None, "source": source}
     return samples, info
 
 
@@ -357,6 +596,29 @@ def _load_onnx(path: Path, threads: int) -> Runner:
                   f"onnxruntime {ort.__version__}", static)
 
 
+SOURCE_LOCATION = re.compile(r"(Exception from|Check '.*' failed at) \S+:\d+:")  # OpenVINO's message lines
+
+
+def error_line(err: BaseException) -> str:
+    """The first line of an error's message that says what went wrong (OpenVINO puts source
+    locations first, e.g. ``Exception from src/inference/src/cpp/core.cpp:84:``)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return next((line for line in lines if not SOURCE_LOCATION.fullmatch(line)), lines[0] if lines else "")
+
+
+def read_openvino(core, path: Path):
+    """``core.read_model(path)``; a RuntimeError of one line when the .bin beside it is missing or
+    OpenVINO cannot read the pair."""
+    weights = Path(path).with_suffix(".bin")
+    if not weights.is_file():
+        raise RuntimeError(f"{weights.name} is missing (an OpenVINO IR is {Path(path).name} and its weights "
+                           f"{weights.name}, side by side)")
+    try:
+        return core.read_model(str(path))
+    except RuntimeError as err:
+        raise RuntimeError(error_line(err)) from None
+
+
 def _load_openvino(path: Path, threads: int, device: str) -> Runner:
     import openvino as ov
 
@@ -364,7 +626,7 @@ def _load_openvino(path: Path, threads: int, device: str) -> Runner:
     if device not in core.available_devices:
         raise BenchError(f"OpenVINO device {device} is not present here "
                          f"(available: {', '.join(core.available_devices)})")
-    model = core.read_model(str(path))
+    model = read_openvino(core, path)
     config = {"PERFORMANCE_HINT": "LATENCY"}
     if device == "CPU":
         config.update(INFERENCE_NUM_THREADS=threads, INFERENCE_PRECISION_HINT="f32")
@@ -433,13 +695,23 @@ def energy(p50_ms: float, watts: float | None, source: str | None) -> dict:
             "source": source or "no power figure given", "estimate": True}
 
 
-def result_document(entry: dict, *, status: str, where: str, profile: str | None, threads: int,
-                    accelerator: str | None, measured: dict | None = None, inputs: dict | None = None,
+def run_bytes(path: Path) -> int:
+    """Size on disk of what runs for ``path``: the file, and an OpenVINO IR's .bin with its .xml."""
+    files = [Path(path)] + ([Path(path).with_suffix(".bin")] if Path(path).suffix == ".xml" else [])
+    return sum(f.stat().st_size for f in files if f.is_file())
+
+
+def result_document(entry: dict, path: Path, *, verified: bool, status: str, where: str, profile: str | None,
+                    threads: int, accelerator: str | None, measured: dict | None = None, inputs: dict | None = None,
                     power: tuple = (None, None), error: str | None = None) -> dict:
-    """One artifact's result (``SCHEMA``); ``entry`` is its manifest row."""
+    """One artifact's result (``SCHEMA``); ``entry`` is its manifest row, ``path`` the file run.
+
+    ``bytes`` is that file's size now; ``export_metrics`` are the export's evaluation figures
+    (not measured here), kept only when ``verified`` says the files are the ones evaluated."""
     doc = {"edgekit_bench": SCHEMA_VERSION, "status": status, "error": error, "artifact": entry["path"],
            "format": entry["format"], "precision": entry["precision"], "shapes": entry.get("shapes", "dynamic"),
-           "bytes": int(entry.get("bytes") or 0), "metrics": entry.get("metrics") or {}, "where": where,
+           "bytes": run_bytes(path), "verified": verified,
+           "export_metrics": (entry.get("metrics") or {}) if verified else {}, "where": where,
            "profile": profile, "threads": threads, "accelerator": accelerator,
            "started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "facts": device_facts()}
@@ -451,7 +723,8 @@ def result_document(entry: dict, *, status: str, where: str, profile: str | None
 OPT_STR, NUM, OPT_NUM = (str, type(None)), (int, float), (int, float, type(None))
 SCHEMA = {
     "edgekit_bench": int, "status": ("ok", "failed", "skipped"), "error": OPT_STR, "artifact": str, "format": str,
-    "precision": str, "shapes": ("dynamic", "static"), "bytes": int, "metrics": dict, "where": ("host", "device"),
+    "precision": str, "shapes": ("dynamic", "static"), "bytes": int, "verified": bool, "export_metrics": dict,
+    "where": ("host", "device"),
     "profile": OPT_STR, "threads": int, "accelerator": OPT_STR, "started_utc": str,
     "facts": {"cpu": str, "cores": int, "os": str, "python": str, "machine": str, "runtimes": dict},
 }
@@ -460,7 +733,7 @@ MEASURED_SCHEMA = {
     "peak_rss_scope": ("since load", "process"), "rss_before_load_mb": OPT_NUM,
     "latency_ms": {"runs": int, "p50_ms": NUM, "p90_ms": NUM, "p99_ms": NUM, "mean_ms": NUM, "min_ms": NUM},
     "inputs": {"mode": ("fixed", "natural"), "seq_len": (int, type(None)), "samples": int, "batch": int,
-               "tokens_mean": NUM, "tokens_min": int, "tokens_max": int, "source": str},
+               "tokens_mean": NUM, "tokens_min": int, "tokens_max": int, "tokenizer": OPT_STR, "source": str},
     "energy": {"mj_per_inference": OPT_NUM, "watts": OPT_NUM, "source": str, "estimate": bool},
 }
 
@@ -474,11 +747,22 @@ def _check(value, rule, where: str) -> list:
     if isinstance(rule, tuple) and all(isinstance(r, str) for r in rule):
         return [] if value in rule else [f"{where}: expected one of {', '.join(rule)}, got {value!r}"]
     ok = isinstance(value, rule) and not (isinstance(value, bool) and rule in (int, NUM, OPT_NUM))
-    return [] if ok else [f"{where}: expected {rule}, got {type(value).__name__}"]
+    kinds = " or ".join(dict.fromkeys(_json_kind(r) for r in (rule if isinstance(rule, tuple) else (rule,))))
+    return [] if ok else [f"{where}: expected {kinds}, got {_json_kind(type(value))}"]
+
+
+def _json_kind(kind: type) -> str:
+    """A Python type as JSON calls it: list -> 'an array', NoneType -> 'null'."""
+    names = {dict: "an object", list: "an array", str: "a string", int: "an integer", float: "a number",
+             bool: "true or false", type(None): "null"}
+    return names.get(kind, kind.__name__)
 
 
 def validate(doc: dict) -> list:
     """Schema problems of a result document, or of each result in a folder document ([] = valid)."""
+    version = doc.get("edgekit_bench_folder", doc.get("edgekit_bench"))
+    if version != SCHEMA_VERSION:
+        return [f"schema {version!r}, this edgekit reads {SCHEMA_VERSION}: run the benchmark again"]
     if "results" in doc:
         return [p for i, r in enumerate(doc["results"]) for p in validate_result(r, f"results[{i}]")]
     return validate_result(doc, "$")
@@ -494,13 +778,35 @@ def validate_result(doc: dict, where: str = "$") -> list:
     return problems
 
 
+def is_result(path: Path) -> bool:
+    """``path`` holds a result of this script or ``edgekit bench``: the only file ``--json`` overwrites."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and ("edgekit_bench" in doc or "edgekit_bench_folder" in doc)
+
+
+def check_json_target(path: Path) -> None:
+    """Refuse, before any run, a ``--json`` path that is a folder or another file of the user's."""
+    path = Path(path)
+    if path.is_dir():
+        raise BenchError(f"--json {path}: is a folder, expected a file")
+    if path.exists() and not is_result(path):
+        raise BenchError(f"--json {path}: exists and is not an edgekit bench result (the only kind "
+                         f"overwritten); expected a new file")
+
+
 def write_json(path: Path, doc: dict) -> None:
-    """Write atomically: a temporary sibling renamed into place."""
+    """Write atomically: a temporary sibling (named by pid: runs never share one) renamed into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def default_json_path(folder: Path, stem: str, where: str, profile: str | None, seq_len) -> Path:
@@ -511,22 +817,46 @@ def default_json_path(folder: Path, stem: str, where: str, profile: str | None, 
 
 # -- command line (on the device) ----------------------------------------------------------------
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        """One line (argparse prints the usage first), exit 2 as argparse does."""
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def _ranged(kind: type, low, high, expected: str):
+    """An argparse type: a ``kind`` number in low..high (never nan), else a usage error saying ``expected``."""
+    def parse(value: str):
+        try:
+            number = kind(value)
+        except ValueError:
+            number = math.nan
+        if not (math.isfinite(number) and low <= number <= high):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
+        return number
+    return parse
+
+
 def _seq_len(value: str):
-    if value == "natural":
-        return value
-    try:
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer or 'natural', got {value!r}") from None
+    return value if value == "natural" else _ranged(int, 2, math.inf, "a token count >= 2 or 'natural'")(value)
 
 
 def run(args) -> dict:
     target = Path(args.path)
-    folder = target if target.is_dir() else target.parent
     if not target.exists():
         raise BenchError(f"{target}: no such file or folder")
+    if not target.is_dir():
+        check_artifact_name(target)
+    folder = target if target.is_dir() else target.parent
     manifest = read_manifest(folder)
+    edgetpu = "edgetpu" in (args.delegate or "")
     entries = list(manifest["artifacts"]) if target.is_dir() else [artifact_entry(manifest, target)]
+    runs = [(entry, artifact_file(folder, entry, edgetpu) if target.is_dir() else target) for entry in entries]
+    if args.verify:
+        names = loaded_files(manifest, runs)
+        verify_files(folder, manifest, names)
+        print(f"verified {len(names)} files against {MANIFEST} (size and sha256)")
+    else:
+        print(f"warning: --no-verify: the files were not checked against {MANIFEST}", file=sys.stderr)
     tokenizer = load_tokenizer(folder)
     texts = None
     if tokenizer is not None or args.seq_len == "natural":
@@ -535,62 +865,74 @@ def run(args) -> dict:
     samples, inputs = make_inputs(folder, manifest, args.seq_len, texts, tokenizer)
     accelerator = args.delegate if args.delegate else (args.openvino_device if args.openvino_device != "CPU" else None)
     results = []
-    for entry in entries:
-        path = artifact_file(folder, entry, "edgetpu" in (args.delegate or "")) if target.is_dir() else target
-        common = dict(where="device", profile=args.profile, threads=args.threads, accelerator=accelerator)
-        if entry.get("status") != "ok":
-            results.append(result_document(entry, status="skipped", error="export failed", **common))
+    for entry, path in runs:
+        common = dict(verified=args.verify, where="device", profile=args.profile, threads=args.threads,
+                      accelerator=accelerator)
+        if entry["status"] != "ok":
+            results.append(result_document(entry, path, status="skipped", error="export failed", **common))
             continue
         try:
             import_runtime(path)
             _, measured = benchmark(lambda: load_artifact(path, args.threads, args.delegate, args.openvino_device),
                                     samples, min_runs=args.min_runs, min_seconds=args.min_seconds)
         except ImportError as err:
-            results.append(result_document(entry, status="skipped", error=f"runtime not installed: {err}", **common))
+            results.append(result_document(entry, path, status="skipped", error=f"runtime not installed: {err}",
+                                           **common))
             continue
         except BenchError:
             raise
         except Exception as err:  # one artifact failing does not stop the others
-            message = (str(err).strip().splitlines() or [""])[0]
-            results.append(result_document(entry, status="failed", error=f"{type(err).__name__}: {message}", **common))
+            results.append(result_document(entry, path, status="failed", error=f"{type(err).__name__}: "
+                                           f"{error_line(err)}", **common))
             print(f"{entry['path']}: failed: {results[-1]['error']}", file=sys.stderr)
             continue
-        results.append(result_document(entry, status="ok", measured=measured, inputs=inputs,
+        results.append(result_document(entry, path, status="ok", measured=measured, inputs=inputs,
                                        power=(args.watts, args.power_source), **common))
         r = results[-1]
         print(f"{entry['path']}: p50 {r['latency_ms']['p50_ms']:.2f} ms  p99 {r['latency_ms']['p99_ms']:.2f} ms  "
               f"{r['throughput_per_s']:.1f}/s  load {r['load_ms']:.0f} ms  RSS {r['peak_rss_mb']} MB  ({r['runtime']}; "
-              f"{inputs['source']}, {inputs['tokens_mean']} tokens)")
+              f"{inputs['tokens_mean']} tokens: {inputs['source']})")
     if not target.is_dir():
         return results[0]
     return {"edgekit_bench_folder": SCHEMA_VERSION, "folder": str(folder), "results": results}
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = _Parser(description=__doc__.split("\n\n")[0])
     parser.add_argument("path", help="an artifact (.tflite/.onnx/.xml) or an export folder with edgekit.json")
     parser.add_argument("--seq-len", type=_seq_len, default="natural", help="tokens per input, or 'natural'")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    cores = os.cpu_count() or 1
+    parser.add_argument("--threads", type=_ranged(int, 1, cores, f"1..{cores} (this machine's cores)"), default=cores,
+                        help=f"runtime threads, 1..{cores} [default: {cores}]")
     parser.add_argument("--delegate", help="LiteRT delegate: 'edgetpu' (libedgetpu) or a library path")
     parser.add_argument("--openvino-device", default="CPU", help="OpenVINO device, e.g. NPU")
     parser.add_argument("--texts", type=Path, help=f"texts for natural length [default: the export's, or {TEXTS_FILE}]")
     parser.add_argument("--profile", help="the device profile's name, recorded in the JSON (e.g. rpi4)")
-    parser.add_argument("--watts", type=float, help="nominal active power for the energy estimate")
+    parser.add_argument("--watts", type=_ranged(float, 1e-3, 1000, "0.001..1000 W"),
+                        help="nominal active power for the energy estimate")
     parser.add_argument("--power-source", help="where the --watts figure comes from")
-    parser.add_argument("--min-runs", type=int, default=50)
-    parser.add_argument("--min-seconds", type=float, default=2.0)
+    parser.add_argument("--min-runs", type=_ranged(int, 1, 100_000, "1..100000"), default=50,
+                        help="timed calls at least, 1..100000 [default: 50]")
+    parser.add_argument("--min-seconds", type=_ranged(float, 0, 3600, "0..3600 seconds"), default=2.0,
+                        help="timed seconds at least, 0..3600 [default: 2]")
     parser.add_argument("--json", type=Path, help="output [default: <export>/bench/<name>-device-<seq>.json]")
+    parser.add_argument("--no-verify", dest="verify", action="store_false",
+                        help=f"skip checking the files against {MANIFEST}'s sha256 (results say so)")
     args = parser.parse_args(argv)
-    try:
-        doc = run(args)
-    except BenchError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
     target = Path(args.path)
     stem = "all" if target.is_dir() else target.stem
     out = args.json or default_json_path(target if target.is_dir() else target.parent, stem, "device",
                                          args.profile, args.seq_len)
-    write_json(out, doc)
+    try:
+        check_json_target(out)
+        doc = run(args)
+        write_json(out, doc)
+    except BenchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"error: --json {out}: cannot write ({err.strerror or err})", file=sys.stderr)
+        return 1
     print(f"wrote {out}")
     failed = [r for r in doc.get("results", [doc]) if r["status"] == "failed"]
     return 1 if failed else 0

@@ -1,7 +1,10 @@
 """The ``edgekit.json`` manifest: what was exported, from what, and how each artifact measured.
 
 Apps and the on-device benchmark read it for the input spec, labels and file names; ``edgekit
-bench`` updates ``latency_ms``. The evaluation gate's verdict is stored per artifact.
+bench`` updates ``latency_ms``. The evaluation gate's verdict is stored per artifact. Version 2
+(``edgekit_manifest``) holds ``digests``: size and sha256 of every file that a reader loads (each
+artifact's files, the tokenizer files, labels.txt), which bench and check verify before loading;
+the reader, shared with the on-device script, refuses other versions.
 """
 
 from __future__ import annotations
@@ -12,16 +15,32 @@ from pathlib import Path
 
 from edgekit.atomic import publish_file
 from edgekit.config import EvaluationSection
+from edgekit.errors import ModelLoadError
+from edgekit.ondevice import bench as ondevice  # numpy-only; the reader and digests shared with the device
 
-MANIFEST = "edgekit.json"
+MANIFEST = ondevice.MANIFEST
 LIBRARIES = ("edgekit", "tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert",
              "onnxruntime", "onnx", "openvino", "nncf", "tokenizers")
 
 
 def versions() -> dict[str, str | None]:
-    from edgekit.ondevice.bench import package_versions  # numpy-only; shared with the on-device script
+    return ondevice.package_versions(LIBRARIES)
 
-    return package_versions(LIBRARIES)
+
+def read_manifest(folder: Path) -> dict:
+    """``folder``'s edgekit.json, checked (version, required keys); ModelLoadError naming the file."""
+    try:
+        return ondevice.read_manifest(folder)
+    except ondevice.BenchError as err:
+        raise ModelLoadError(str(err)) from None
+
+
+def verify(folder: Path, manifest: dict, names) -> None:
+    """ModelLoadError naming the first of ``names`` that is missing or changed since the export."""
+    try:
+        ondevice.verify_files(folder, manifest, names)
+    except ondevice.BenchError as err:
+        raise ModelLoadError(str(err)) from None
 
 
 def gate(artifact: dict, reference: dict, evaluation: EvaluationSection) -> list[str]:
@@ -42,8 +61,9 @@ def gate(artifact: dict, reference: dict, evaluation: EvaluationSection) -> list
     return reasons
 
 
-def build_manifest(exporter, artifacts: list, facts: dict) -> dict:
-    """The manifest dict: versions, recipe, task, labels, input spec, model facts, artifacts."""
+def build_manifest(exporter, artifacts: list, facts: dict, folder: Path) -> dict:
+    """The manifest dict: versions, recipe, task, labels, input spec, model facts, artifacts and
+    the digests of their files, the tokenizer files and labels.txt in ``folder``."""
     recipe, config = exporter.recipe, exporter.pretrained.config
     reference = exporter.reference_metrics()
     rows = []
@@ -51,8 +71,10 @@ def build_manifest(exporter, artifacts: list, facts: dict) -> dict:
         row = dataclasses.asdict(artifact)
         row["gate"] = gate(row, reference, recipe.evaluation)
         rows.append(row)
+    names = [*facts["tokenizer"], *([facts["labels_file"]] if "labels_file" in facts else []),
+             *(name for a in artifacts for name in a.files)]
     return {
-        "edgekit_manifest": 1,
+        "edgekit_manifest": ondevice.MANIFEST_VERSION,
         "versions": versions(),
         "recipe": json.loads(json.dumps(dataclasses.asdict(recipe), default=str)),
         "task": config.task,
@@ -64,6 +86,7 @@ def build_manifest(exporter, artifacts: list, facts: dict) -> dict:
         "evaluation": {"split": recipe.evaluation.split, "examples": len(exporter.evaluation),
                        "fp32_tensorflow": reference, "gate": recipe.evaluation.gate.value},
         **facts,
+        "digests": {name: ondevice.file_digest(folder / name) for name in sorted(set(names))},
         "artifacts": rows,
     }
 

@@ -13,9 +13,11 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 from pathlib import Path
 
 from edgekit.atomic import atomic_dir
+from edgekit.errors import ConfigError
 
 STAGE_FILE = "stage.json"
 # Bump when a change to the training code makes old cached outputs wrong.
@@ -25,6 +27,25 @@ CACHE_VERSION = 1
 def default_root() -> Path:
     base = os.environ.get("EDGEKIT_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgekit"
     return Path(base) / "stages"
+
+
+def check_root(root: Path) -> None:
+    """Refuse, before a stage trains, a cache root that is a file, lies under one, or cannot be
+    written: the stage would otherwise fail when it first saves, minutes in."""
+    where = f"{root}: the stage cache (--cache or $EDGEKIT_CACHE)"
+    for existing in (root, *root.parents):
+        try:
+            mode = existing.stat().st_mode
+            break
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as err:  # a link loop, no permission to look
+            raise ConfigError(f"{where} cannot be reached ({err.strerror}: {existing})") from None
+    if not stat.S_ISDIR(mode):
+        at = "is a file" if existing == root else f"is under {existing}, which is not a folder"
+        raise ConfigError(f"{where} {at}; expected a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{where} cannot be written ({existing} is not writable); expected a writable folder")
 
 
 def digest(*parts) -> str:
@@ -50,6 +71,9 @@ class StageSlot:
     stage: str
     key: str
     root: Path
+
+    def __post_init__(self):
+        check_root(Path(self.root))
 
     @property
     def folder(self) -> Path:

@@ -44,7 +44,7 @@ class TrainingRun:
         if self.classify and self.splits and not self.splits[next(iter(self.splits))].label_names:
             raise ConfigError("data.label_column: a text-classification recipe needs labelled data")
         self.inputs: dict[str, Path] = {}  # stage name -> the checkpoint folder it read
-        self.strategy = make_strategy(recipe.distribute)
+        self.strategy = make_strategy(recipe.distribute, recipe.distribute_timeout)
         suffix = worker_suffix(self.strategy)
         if suffix is not None:  # multi-worker: only the chief writes the shared cache
             self.root = self.root / suffix

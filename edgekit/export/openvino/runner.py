@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, ModelLoadError
 from edgekit.export.base import run_static
+from edgekit.ondevice.bench import read_openvino
 
 
 class OpenVINORunner:
@@ -22,7 +23,10 @@ class OpenVINORunner:
         if device not in core.available_devices:
             raise EdgekitError(f"OpenVINO device {device!r} is not present here "
                                f"(available: {', '.join(core.available_devices)})")
-        model = core.read_model(path)
+        try:
+            model = read_openvino(core, path)
+        except RuntimeError as err:  # a missing .bin, or OpenVINO's reason without its source lines
+            raise ModelLoadError(f"{path}: {err}") from None
         config = {"PERFORMANCE_HINT": "LATENCY"}
         if device == "CPU":
             config.update(INFERENCE_NUM_THREADS=threads, INFERENCE_PRECISION_HINT=inference_precision)
