@@ -6,14 +6,16 @@ nearest   queries -> the closest sentences of a corpus file (one per line), by c
 artifacts the export's artifacts and whether this machine can run them
 serve     the web page and JSON API on 127.0.0.1
 
-A user error (no such folder, unknown artifact, missing runtime) is one line on stderr and
-exit status 1.
+A user error (no such folder, unknown artifact, missing runtime, a number out of range, files
+changed since the export) is one line on stderr and exit status 1; a malformed command line
+(unknown option, ``-k abc``) is one line too, with argparse's usage status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -23,10 +25,35 @@ from demo_app.exportdir import AppError, read_export
 from demo_app.model import DemoModel, nearest
 
 
+RANGES = {  # option: (smallest, largest or None, what the range is)
+    "--threads": (1, os.cpu_count() or 1, " (this machine's CPU cores)"),
+    "-k": (1, None, ""),  # at most the corpus's sentences: checked once the corpus is read
+    "--port": (0, 65535, ""),
+    "--timeout": (0.1, 3600, " seconds"),
+}
+
+
+def check_ranges(args) -> None:
+    """Refuse a number outside its option's range before any work starts."""
+    for option, (low, high, what) in RANGES.items():
+        value = getattr(args, option.lstrip("-"), None)
+        if value is not None and not (low <= value and (high is None or value <= high)):  # nan: refused
+            limit = f"outside {low}..{high}" if high is not None else f"below {low}"
+            raise AppError(f"{option} {value} is {limit}{what}")
+
+
 def _texts(args) -> list[str]:
     texts = args.texts
+    for i, text in enumerate(texts, 1):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # bytes that are not UTF-8, kept as surrogates by Python
+            raise AppError(f"text argument {i}: not UTF-8 text") from None
     if not texts or texts == ["-"]:
-        texts = [line.rstrip("\r\n") for line in sys.stdin]
+        try:
+            texts = [line.rstrip("\r") for line in sys.stdin.buffer.read().decode("utf-8").split("\n")]
+        except UnicodeDecodeError as err:
+            raise AppError(f"stdin: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start})") from None
         texts = [t for t in texts if t.strip()]
     if not texts:
         raise AppError("no text given (pass TEXT arguments, or one text per line on stdin)")
@@ -70,6 +97,8 @@ def cmd_nearest(model: DemoModel, args) -> None:
     corpus = [line for line in lines if line.strip()]
     if not corpus:
         raise AppError(f"--corpus {args.corpus}: no sentences (expected one per line)")
+    if args.k > len(corpus):
+        raise AppError(f"-k {args.k} is more than the sentences in --corpus {args.corpus} ({len(corpus)})")
     vectors = np.stack([model.embed(s).output for s in corpus])
     for query in _texts(args):
         print(query)
@@ -80,7 +109,7 @@ def cmd_nearest(model: DemoModel, args) -> None:
 def cmd_serve(model: DemoModel, args) -> None:
     from demo_app.server import serve
 
-    serve(model, args.host, args.port)
+    serve(model, args.host, args.port, args.timeout)
 
 
 def cmd_artifacts(args) -> None:
@@ -94,8 +123,15 @@ def cmd_artifacts(args) -> None:
             print(f"{a.key}\t{a.path.name}\t{state}\t{'runtime installed' if a.runtime_installed else 'no runtime'}")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with its usage errors on one line (status 2), like the app's own errors."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="demo_app", description="Run an edgekit export folder like an edge app.")
+    top = Parser(prog="demo_app", description="Run an edgekit export folder like an edge app.")
     sub = top.add_subparsers(dest="command", required=True)
 
     def command(name: str, help: str, texts: bool = True) -> argparse.ArgumentParser:
@@ -105,7 +141,9 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("texts", nargs="*", help="texts; none or - reads one per line from stdin")
         p.add_argument("--artifact", help="artifact key (e.g. tflite-int8-dynamic) or file name "
                                           "[default: the first that passed, LiteRT first]")
-        p.add_argument("--threads", type=int, default=1, help="runtime threads [default: 1]")
+        p.add_argument("--threads", type=int, default=1, help="runtime threads, 1..CPU cores [default: 1]")
+        p.add_argument("--no-verify", action="store_true",
+                       help="skip checking the files' sha256 against edgekit.json (files changed on purpose)")
         return p
 
     c = command("classify", "label texts with a text-classification export")
@@ -115,10 +153,12 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="one JSON object per text, full vector")
     n = command("nearest", "closest corpus sentences to each query (cosine of embeddings)")
     n.add_argument("--corpus", required=True, help="text file, one sentence per line")
-    n.add_argument("-k", type=int, default=3, help="sentences per query [default: 3]")
+    n.add_argument("-k", type=int, default=3, help="sentences per query, at most the corpus's [default: 3]")
     s = command("serve", "web page and JSON API", texts=False)
     s.add_argument("--host", default="127.0.0.1", help="address to bind [default: 127.0.0.1, this machine only]")
-    s.add_argument("--port", type=int, default=8000, help="port [default: 8000; 0 picks a free one]")
+    s.add_argument("--port", type=int, default=8000, help="port, 0..65535 [default: 8000; 0 picks a free one]")
+    s.add_argument("--timeout", type=float, default=5.0,
+                   help="seconds a client may stall mid-request before it gets 408 [default: 5]")
     a = sub.add_parser("artifacts", help="list the export's artifacts")
     a.add_argument("export")
     a.add_argument("--runnable", action="store_true", help="only keys that passed and whose runtime is installed")
@@ -136,10 +176,14 @@ def main(argv: list[str] | None = None) -> int:
     if rest:
         args.texts += rest
     try:
+        check_ranges(args)
         if args.command == "artifacts":
             cmd_artifacts(args)
         else:
-            COMMANDS[args.command](DemoModel.load(args.export, args.artifact, args.threads), args)
+            model = DemoModel.load(args.export, args.artifact, args.threads, verify=not args.no_verify)
+            if args.no_verify:
+                print("demo_app: files NOT verified (--no-verify): they may not be what was exported", file=sys.stderr)
+            COMMANDS[args.command](model, args)
     except AppError as err:
         print(f"demo_app: {err}", file=sys.stderr)
         return 1

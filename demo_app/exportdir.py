@@ -1,20 +1,25 @@
 """Read an export folder written by ``edgekit export``: its ``edgekit.json`` manifest, labels,
 tokenizer files and artifacts. The app needs nothing else from edgekit.
 
-The manifest says the task (``text-classification`` or ``feature-extraction``), the inputs
-(int32 [batch, sequence] by name), the one output (``logits`` [batch, labels] or ``embedding``
-[batch, hidden]), ``max_length`` (tokens, specials included) and, per artifact, its file,
-format, precision, status and whether it passed the export's evaluation gate.
+The manifest (version 2) says the task (``text-classification`` or ``feature-extraction``),
+the inputs (int32 [batch, sequence] by name), the one output (``logits`` [batch, labels] or
+``embedding`` [batch, hidden]), ``max_length`` (tokens, specials included), the tokenizer files,
+per artifact its files, format, precision, status and whether it passed the export's evaluation
+gate, and the size and sha256 of every file (``digests``): the app checks the files it loads
+against them, so an artifact or tokenizer changed after the export is refused, not run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 MANIFEST = "edgekit.json"
+MANIFEST_VERSION = 2  # the edgekit_manifest this app reads
+CHUNK = 1 << 20  # bytes hashed at a time
 # Runtime module per artifact format, in the order the app prefers them (LiteRT first: it is
 # what Raspberry Pi and Android apps run).
 RUNTIME_MODULES = {"tflite": "ai_edge_litert", "onnx": "onnxruntime", "openvino": "openvino"}
@@ -30,6 +35,7 @@ class Artifact:
     format: str
     precision: str
     path: Path
+    files: tuple[str, ...]  # names in the export folder that make up the artifact (OpenVINO: .xml and .bin)
     passed: bool  # exported, evaluated and within the export's evaluation gate
     runtime_installed: bool
 
@@ -44,10 +50,26 @@ class ExportFolder:
     max_length: int
     artifacts: tuple[Artifact, ...]
     recipe_name: str
+    shared_files: tuple[str, ...]  # what every artifact needs: the tokenizer files, labels_file if any
+    digests: dict  # file name -> {"bytes": int, "sha256": hex}, as written by the export
 
     @property
     def classifier(self) -> bool:
         return bool(self.labels)
+
+    def verify(self, artifact: Artifact) -> None:
+        """Refuse (AppError) any file ``artifact`` and the tokenizer need that is missing or differs
+        from the manifest's ``digests``: size first, then sha256 streamed once."""
+        fix = "re-export, or pass --no-verify"
+        for name in (*artifact.files, *self.shared_files):
+            path, entry = self.folder / name, self.digests.get(name)
+            if not isinstance(entry, dict) or not isinstance(entry.get("bytes"), int) \
+                    or not isinstance(entry.get("sha256"), str):
+                raise AppError(f"{path}: has no digest in {MANIFEST} (a manifest edited by hand? {fix})")
+            if not path.is_file():
+                raise AppError(f"{path}: missing (listed in {MANIFEST}; {fix})")
+            if path.stat().st_size != entry["bytes"] or _sha256(path) != entry["sha256"]:
+                raise AppError(f"{path}: sha256 does not match {MANIFEST} (changed after export; {fix})")
 
     def artifact(self, wanted: str | None = None) -> Artifact:
         """``wanted`` (key or file name), else the first passing artifact with its runtime installed."""
@@ -68,16 +90,36 @@ class ExportFolder:
                        f"(install one of: {', '.join(sorted(set(RUNTIME_MODULES.values())))})")
 
 
-def _field(doc: dict, key: str, kind: type, where: Path):
+def _field(doc: dict, key: str, kind: type, where: Path, row: str = ""):
+    """``doc[key]`` of type ``kind``; ``row`` (e.g. ``artifacts[0].``) prefixes the key in messages."""
     if key not in doc:
-        raise AppError(f"{where}: {key}: missing (is this a folder written by `edgekit export`?)")
+        raise AppError(f"{where}: {row}{key}: missing (is this a folder written by `edgekit export`?)")
     if not isinstance(doc[key], kind):
-        raise AppError(f"{where}: {key}: expected {kind.__name__}, got {type(doc[key]).__name__}")
+        raise AppError(f"{where}: {row}{key}: expected {kind.__name__}, got {type(doc[key]).__name__}")
     return doc[key]
+
+
+def _file_name(name, key: str, where: Path) -> str:
+    """``name`` when it names a file inside the export folder (not absolute, no ``..``)."""
+    if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts:
+        raise AppError(f"{where}: {key}: expected a file name inside the export folder, got {name!r}")
+    return name
+
+
+def _names(doc: dict, key: str, where: Path, row: str = "") -> list[str]:
+    return [_file_name(name, row + key, where) for name in _field(doc, key, list, where, row)]
 
 
 def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def read_export(folder: str | Path) -> ExportFolder:
@@ -90,27 +132,46 @@ def read_export(folder: str | Path) -> ExportFolder:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise AppError(f"{path}: not valid JSON ({err})") from None
+    except OSError as err:
+        raise AppError(f"{path}: cannot read it ({err.strerror or err})") from None
     if not isinstance(doc, dict):
         raise AppError(f"{path}: expected a JSON object")
+    version = _field(doc, "edgekit_manifest", int, path)
+    if version != MANIFEST_VERSION:
+        age, fix = ("an older", "re-export the folder") if version < MANIFEST_VERSION else \
+            ("a newer", "use the demo_app of the edgekit that wrote it")
+        raise AppError(f"{path}: edgekit_manifest {version} was written by {age} edgekit "
+                       f"(this app reads {MANIFEST_VERSION}); {fix}")
     task = _field(doc, "task", str, path)
     labels = tuple(_field(doc, "labels", list, path))
     if task == "text-classification" and not labels:
         raise AppError(f"{path}: labels: a text-classification export needs its labels")
-    inputs = [i["name"] for i in _field(doc, "inputs", list, path)]
+    inputs = _field(doc, "inputs", list, path)
+    if not all(isinstance(i, dict) and isinstance(i.get("name"), str) for i in inputs):
+        raise AppError(f"{path}: inputs: expected objects with a name, e.g. {{\"name\": \"input_ids\"}}")
     output = _field(doc, "output", dict, path)
     max_length = _field(doc, "max_length", int, path)
-    if not (folder / "tokenizer.json").is_file() and not (folder / "vocab.txt").is_file():
-        raise AppError(f"{folder}: no tokenizer.json or vocab.txt (the export's tokenizer files)")
+    shared = _names(doc, "tokenizer", path)
+    if "tokenizer.json" not in shared and "vocab.txt" not in shared:
+        raise AppError(f"{path}: tokenizer: lists no tokenizer.json or vocab.txt (the export's tokenizer files)")
+    if "labels_file" in doc:
+        shared.append(_file_name(doc["labels_file"], "labels_file", path))
+    digests = _field(doc, "digests", dict, path)
     artifacts = []
-    for row in _field(doc, "artifacts", list, path):
+    for i, row in enumerate(_field(doc, "artifacts", list, path)):
+        if not isinstance(row, dict):
+            raise AppError(f"{path}: artifacts[{i}]: expected an object, got {type(row).__name__}")
         fmt = row.get("format")
-        if fmt not in RUNTIME_MODULES or not row.get("path"):
+        if fmt not in RUNTIME_MODULES or not isinstance(row.get("path"), str) or not row["path"]:
             continue
+        files = _names(row, "files", path, f"artifacts[{i}].")
         file = folder / row["path"]
         ok = row.get("status") == "ok" and not row.get("gate") and file.is_file()
         artifacts.append(Artifact(key=f"{fmt}-{row.get('precision')}", format=fmt, precision=str(row.get("precision")),
-                                  path=file, passed=ok, runtime_installed=_installed(RUNTIME_MODULES[fmt])))
+                                  path=file, files=tuple(files), passed=ok,
+                                  runtime_installed=_installed(RUNTIME_MODULES[fmt])))
     recipe = doc.get("recipe") if isinstance(doc.get("recipe"), dict) else {}
-    return ExportFolder(folder=folder, task=task, labels=labels, input_names=tuple(inputs),
+    return ExportFolder(folder=folder, task=task, labels=labels, input_names=tuple(i["name"] for i in inputs),
                         output_name=str(output.get("name", "")), max_length=max_length,
-                        artifacts=tuple(artifacts), recipe_name=str(recipe.get("name", folder.name)))
+                        artifacts=tuple(artifacts), recipe_name=str(recipe.get("name", folder.name)),
+                        shared_files=tuple(shared), digests=digests)

@@ -46,9 +46,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class DemoModel:
-    def __init__(self, export: ExportFolder, artifact: str | None = None, threads: int = 1):
+    def __init__(self, export: ExportFolder, artifact: str | None = None, threads: int = 1, verify: bool = True):
         self.export = export
         self.artifact = export.artifact(artifact)
+        if verify:  # before any runtime or tokenizer reads a byte of them
+            export.verify(self.artifact)
         try:
             self.runner = open_artifact(self.artifact.path, self.artifact.format, threads)
         except Exception as err:  # a runtime's own load error (corrupt file, unsupported op): one line
@@ -64,8 +66,9 @@ class DemoModel:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, folder: str | Path, artifact: str | None = None, threads: int = 1) -> DemoModel:
-        return cls(read_export(folder), artifact, threads)
+    def load(cls, folder: str | Path, artifact: str | None = None, threads: int = 1,
+             verify: bool = True) -> DemoModel:
+        return cls(read_export(folder), artifact, threads, verify)
 
     @property
     def runner_name(self) -> str:

@@ -6,8 +6,12 @@ POST /api/classify   {"text": "..."} -> label, probabilities, latency, tokens, t
 
 Bound to 127.0.0.1 unless told otherwise. Bodies over MAX_BODY bytes get 413 before they
 are read; a request's Host must name this machine when bound to loopback (DNS rebinding).
-Errors are JSON ``{"error": message}``; an unexpected failure is logged on stderr with its
-traceback and answered 500 with a plain message, never the traceback.
+HEAD works on the GET routes; any other method gets 405 with an ``Allow`` header. Each
+client has its own thread, and one that stalls mid-request for ``timeout`` seconds gets 408,
+so a slow client never holds the others up. Errors are JSON ``{"error": message}``, the
+HTTP server's own (a bad request line, an unknown method) included; an unexpected failure
+is logged on stderr with its traceback and answered 500 with a plain message, never the
+traceback.
 """
 
 from __future__ import annotations
@@ -27,27 +31,48 @@ DRAIN = 1 << 20  # bytes of an oversized body read and dropped before answering 
 HERE = Path(__file__).resolve().parent
 STATIC = {"/": ("page.html", "text/html; charset=utf-8"), "/page.js": ("page.js", "text/javascript; charset=utf-8")}
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+ROUTES = {"/": "GET, HEAD", "/page.js": "GET, HEAD", "/api/info": "GET, HEAD", "/api/classify": "POST"}
+JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
+              bool: "a boolean", type(None): "null"}
+EXAMPLE = '{"text": "a fine film"}'
 
 
 class ApiError(Exception):
-    def __init__(self, status: HTTPStatus, message: str):
+    def __init__(self, status: HTTPStatus, message: str, headers: dict | None = None):
         super().__init__(message)
         self.status = status
+        self.headers = headers or {}
+
+
+def _bad(message: str) -> ApiError:
+    return ApiError(HTTPStatus.BAD_REQUEST, message)
 
 
 def classify_response(model: DemoModel, body: bytes) -> dict:
     """The JSON answer of POST /api/classify for a request ``body``."""
     try:
         doc = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ApiError(HTTPStatus.BAD_REQUEST, 'expected a JSON body like {"text": "..."}') from None
-    text = doc.get("text") if isinstance(doc, dict) else None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: [[[[... nested
+        raise _bad(f"expected a JSON body like {EXAMPLE}") from None
+    if not isinstance(doc, dict):
+        raise _bad(f"expected a JSON object like {EXAMPLE}, got {JSON_TYPES[type(doc)]}")
+    unknown = sorted(set(doc) - {"text"})
+    if unknown:
+        raise _bad(f"{unknown[0][:60]}: unknown field (expected only text, e.g. {EXAMPLE})")
+    if "text" not in doc:
+        raise _bad(f"text: missing, e.g. {EXAMPLE}")
+    text = doc["text"]
     if not isinstance(text, str) or not text.strip():
-        raise ApiError(HTTPStatus.BAD_REQUEST, 'text: expected a non-empty string, e.g. {"text": "a fine film"}')
+        got = "a blank one" if isinstance(text, str) else JSON_TYPES[type(text)]
+        raise _bad(f"text: expected a non-empty string, got {got}, e.g. {EXAMPLE}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # "\ud800": JSON allows a lone surrogate, a tokenizer does not
+        raise _bad("text: not valid Unicode (a lone surrogate escape such as \\ud800)") from None
     try:
         p = model.classify(text)
     except AppError as err:
-        raise ApiError(HTTPStatus.BAD_REQUEST, str(err)) from None
+        raise _bad(str(err)) from None
     a = p.answer
     note = (f"The text has {a.text_tokens} tokens; the model read the first {a.tokens} "
             f"(its sequence length is {model.max_length}).") if a.truncated else None
@@ -61,57 +86,72 @@ class Handler(BaseHTTPRequestHandler):
     loopback: bool
     server_version = "edgekit-demo"
     sys_version = ""
-    timeout = 15  # seconds a client may stall mid-request before its thread is freed
+    timeout = 5.0  # seconds a client may stall mid-request (make_server sets serve's --timeout)
 
-    def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
+    def _send(self, status: HTTPStatus, body: bytes, content_type: str, headers: dict | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Cache-Control", "no-store")
         self.send_header("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
-    def _json(self, status: HTTPStatus, doc: dict) -> None:
-        self._send(status, json.dumps(doc).encode("utf-8"), "application/json")
+    def _json(self, status: HTTPStatus, doc: dict, headers: dict | None = None) -> None:
+        self._send(status, json.dumps(doc).encode("utf-8"), "application/json", headers)
 
-    def _guarded(self, handle) -> None:
+    def _error(self, status: HTTPStatus, message: str, headers: dict | None = None) -> None:
+        self.close_connection = True  # part of the request may be unread
+        try:
+            self._json(status, {"error": message}, headers)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client left without its answer
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own errors (a bad request line, an unknown method, huge headers), as JSON."""
+        self.log_error("code %d, message %s", code, message)
+        self._error(HTTPStatus(code), message or HTTPStatus(code).phrase)
+
+    def _guarded(self) -> None:
         try:
             host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
             if self.loopback and host not in LOOPBACK_HOSTS:
                 raise ApiError(HTTPStatus.FORBIDDEN, "Host must be 127.0.0.1 or localhost")
-            handle()
+            self._route()
         except ApiError as err:
-            if err.status is HTTPStatus.REQUEST_ENTITY_TOO_LARGE:
-                self.close_connection = True  # the unread body stays unread
-            self._json(err.status, {"error": str(err)})
+            self._error(err.status, str(err), err.headers)
+        except TimeoutError:
+            self._error(HTTPStatus.REQUEST_TIMEOUT, f"request not complete after {self.timeout:g} s of silence "
+                                                    f"(a body shorter than its Content-Length?)")
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         except Exception:  # log it here; the client gets no internals
             traceback.print_exc(file=sys.stderr)
-            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error (see the server's log)"})
+            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error (see the server's log)")
 
-    def do_GET(self) -> None:
-        self._guarded(self._get)
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _guarded
 
-    def do_POST(self) -> None:
-        self._guarded(self._post)
-
-    def _get(self) -> None:
+    def _route(self) -> None:
         path = self.path.split("?", 1)[0]
+        allow = ROUTES.get(path)
+        if allow is None:
+            raise ApiError(HTTPStatus.NOT_FOUND, f"no {'page' if self.command in ('GET', 'HEAD') else 'API'} {path}")
+        if self.command not in allow.split(", "):
+            usage = f"use POST {path} with a JSON body like {EXAMPLE}" if allow == "POST" else f"use GET {path}"
+            raise ApiError(HTTPStatus.METHOD_NOT_ALLOWED, f"{self.command} {path}: not allowed ({usage})",
+                           {"Allow": allow})
+        if self.command == "POST":
+            return self._post()
         if path == "/api/info":
             return self._json(HTTPStatus.OK, self.model.describe())
-        if path in STATIC:
-            name, content_type = STATIC[path]
-            return self._send(HTTPStatus.OK, (HERE / name).read_bytes(), content_type)
-        if path == "/api/classify":
-            raise ApiError(HTTPStatus.METHOD_NOT_ALLOWED, "use POST /api/classify with a JSON body")
-        raise ApiError(HTTPStatus.NOT_FOUND, f"no page {path}")
+        name, content_type = STATIC[path]
+        self._send(HTTPStatus.OK, (HERE / name).read_bytes(), content_type)
 
     def _post(self) -> None:
-        if self.path.split("?", 1)[0] != "/api/classify":
-            raise ApiError(HTTPStatus.NOT_FOUND, f"no API {self.path}")
         try:
             length = int(self.headers.get("Content-Length", ""))
         except ValueError:
@@ -121,8 +161,11 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                            f"request body {length} bytes is over the {MAX_BODY}-byte limit")
         if length < 0:
-            raise ApiError(HTTPStatus.BAD_REQUEST, "Content-Length must not be negative")
-        self._json(HTTPStatus.OK, classify_response(self.model, self.rfile.read(length)))
+            raise _bad("Content-Length must not be negative")
+        body = self.rfile.read(length)
+        if len(body) < length:  # the client closed its side early
+            raise _bad(f"the body ended after {len(body)} of its Content-Length {length} bytes")
+        self._json(HTTPStatus.OK, classify_response(self.model, body))
 
     def log_message(self, format, *args) -> None:  # quiet: one line per request would flood a load test
         pass
@@ -131,11 +174,13 @@ class Handler(BaseHTTPRequestHandler):
         sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
 
-def make_server(model: DemoModel, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
+def make_server(model: DemoModel, host: str = "127.0.0.1", port: int = 8000,
+                timeout: float = Handler.timeout) -> ThreadingHTTPServer:
     if not model.export.classifier:
         raise AppError(f"{model.export.folder}: the page classifies; a {model.export.task} export has no labels "
                        f"(use the embed or nearest commands)")
-    handler = type("DemoHandler", (Handler,), {"model": model, "loopback": host in ("127.0.0.1", "localhost", "::1")})
+    handler = type("DemoHandler", (Handler,), {"model": model, "timeout": timeout,
+                                               "loopback": host in ("127.0.0.1", "localhost", "::1")})
     try:
         server = ThreadingHTTPServer((host, port), handler)
     except OSError as err:
@@ -144,8 +189,8 @@ def make_server(model: DemoModel, host: str = "127.0.0.1", port: int = 8000) -> 
     return server
 
 
-def serve(model: DemoModel, host: str, port: int) -> None:
-    server = make_server(model, host, port)
+def serve(model: DemoModel, host: str, port: int, timeout: float = Handler.timeout) -> None:
+    server = make_server(model, host, port, timeout)
     bound_host, bound_port = server.server_address[:2]
     print(f"serving http://{bound_host}:{bound_port}/ with {model.artifact.path.name} ({model.runtime}); "
           f"Ctrl-C stops", flush=True)

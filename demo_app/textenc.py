@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from demo_app.exportdir import AppError
+
 
 @dataclass(frozen=True)
 class Encoded:
@@ -33,16 +35,23 @@ class TextEncoder:
         from tokenizers.implementations import BertWordPieceTokenizer
 
         folder = Path(folder)
-        settings = {}
-        if (folder / "tokenizer_config.json").is_file():
-            settings = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
-        if (folder / "tokenizer.json").is_file():
-            self._tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        else:
-            lower = bool(settings.get("do_lower_case", True))
-            strip = settings.get("strip_accents")
-            self._tok = BertWordPieceTokenizer(str(folder / "vocab.txt"), lowercase=lower,
-                                               strip_accents=lower if strip is None else strip)
+        source = folder / "tokenizer.json"
+        try:  # a broken file (only with --no-verify: verified files are the export's) is one line
+            if source.is_file():
+                self._tok = Tokenizer.from_file(str(source))
+            else:
+                settings, source = {}, folder / "tokenizer_config.json"
+                if source.is_file():
+                    settings = dict(json.loads(source.read_text(encoding="utf-8")))
+                lower = bool(settings.get("do_lower_case", True))
+                strip = settings.get("strip_accents")
+                source = folder / "vocab.txt"
+                self._tok = BertWordPieceTokenizer(str(source), lowercase=lower,
+                                                   strip_accents=lower if strip is None else strip)
+        except Exception as err:
+            lines = str(err).strip().splitlines()
+            raise AppError(f"{source}: cannot load the tokenizer "
+                           f"({lines[0] if lines else type(err).__name__})") from None
         self._tok.no_padding()
         self._tok.enable_truncation(max_length=max_length)
         self.max_length = max_length

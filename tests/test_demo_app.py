@@ -1,14 +1,18 @@
 """demo_app on tiny exports written by `edgekit export`: the same numbers as edgekit's own
-runners for every artifact, the command line, the web API's limits and errors, and that the
-app (run with ``python -I``) never imports TensorFlow or edgekit."""
+runners for every artifact, the command line, files changed after the export refused, the web
+API's limits, errors and stalled clients, and that the app (run with ``python -I``) never
+imports TensorFlow or edgekit."""
 
 from __future__ import annotations
 
 import importlib
 import json
 import re
+import shutil
+import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -130,7 +134,24 @@ def test_user_errors_are_one_line(cls_export, enc_export, tmp_path):
     assert "edgekit.json: not valid JSON" in one_line_error(app("classify", tmp_path, "x"))
     (tmp_path / "edgekit.json").write_text(json.dumps({"task": "text-classification", "labels": ["a", "b"]}))
     assert one_line_error(app("classify", tmp_path, "x")).endswith(
-        "edgekit.json: inputs: missing (is this a folder written by `edgekit export`?)")
+        "edgekit.json: edgekit_manifest: missing (is this a folder written by `edgekit export`?)")
+    from demo_app.exportdir import AppError, read_export
+
+    manifest = json.loads((cls_export / "edgekit.json").read_text())
+    for key, value, message in [
+            ("edgekit_manifest", 3, "edgekit_manifest 3 was written by a newer edgekit (this app reads 2)"),
+            ("inputs", ["input_ids"], 'inputs: expected objects with a name, e.g. {"name": "input_ids"}'),
+            ("tokenizer", ["../vocab.txt"], "tokenizer: expected a file name inside the export folder, got '../"),
+            ("artifacts", [{"format": "onnx", "path": "onnx-fp32.onnx", "files": "onnx-fp32.onnx"}],
+             "artifacts[0].files: expected list, got str"),
+            ("digests", None, "digests: missing")]:
+        changed = {**manifest, key: value}
+        if value is None:
+            del changed[key]
+        (tmp_path / "edgekit.json").write_text(json.dumps(changed))
+        with pytest.raises(AppError) as err:
+            read_export(tmp_path)
+        assert f"edgekit.json: {message}" in str(err.value)
     assert one_line_error(app("classify", cls_export, "--artifact", "coreml-fp16", "x")).endswith(
         "no artifact 'coreml-fp16' (expected one of: tflite-fp32, tflite-int8-dynamic, onnx-fp32, openvino-fp32, tflite-int8-full)")
     assert "no text given" in one_line_error(app("classify", cls_export, stdin=""))
@@ -140,12 +161,57 @@ def test_user_errors_are_one_line(cls_export, enc_export, tmp_path):
     assert "has no labels" in one_line_error(app("serve", enc_export))
 
 
+def test_files_changed_after_the_export_are_refused(cls_export, tmp_path):
+    """What a command loads (the artifact's files, the tokenizer files, labels.txt) is checked
+    against the manifest's digests; --no-verify skips that."""
+    from demo_app.exportdir import AppError
+    from demo_app.model import DemoModel
+
+    folder = tmp_path / "export"
+    shutil.copytree(cls_export, folder)
+    fix = "re-export, or pass --no-verify"
+
+    def refused(artifact: str) -> str:
+        with pytest.raises(AppError) as err:
+            DemoModel.load(folder, artifact)
+        return str(err.value)
+
+    weights = folder / "openvino-fp32.bin"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size: only the sha256 tells
+    weights.write_bytes(bytes(data))
+    assert refused("openvino-fp32") == f"{weights}: sha256 does not match edgekit.json (changed after export; {fix})"
+    assert one_line_error(app("classify", folder, "--artifact", "openvino-fp32", "x")) == \
+        f"demo_app: {weights}: sha256 does not match edgekit.json (changed after export; {fix})"
+    unchecked = app("classify", folder, "--artifact", "openvino-fp32", "--no-verify", "x")
+    assert unchecked.returncode == 0 and unchecked.stdout.endswith("\tx\n")
+    assert "demo_app: files NOT verified (--no-verify)" in unchecked.stderr
+    assert DemoModel.load(folder, "tflite-fp32").classify(TEXTS[0]).label  # another artifact: not loaded, not hashed
+    shutil.copy(cls_export / weights.name, weights)
+    with (folder / "labels.txt").open("a") as f:
+        f.write("extra\n")
+    assert refused("tflite-fp32") == f"{folder / 'labels.txt'}: sha256 does not match edgekit.json " \
+                                     f"(changed after export; {fix})"
+    shutil.copy(cls_export / "labels.txt", folder / "labels.txt")
+    (folder / "tokenizer_config.json").unlink()
+    assert refused("onnx-fp32") == f"{folder / 'tokenizer_config.json'}: missing (listed in edgekit.json; {fix})"
+    shutil.copy(cls_export / "tokenizer_config.json", folder / "tokenizer_config.json")
+    manifest = json.loads((folder / "edgekit.json").read_text())
+    del manifest["digests"]["vocab.txt"]
+    (folder / "edgekit.json").write_text(json.dumps(manifest))
+    assert refused("onnx-fp32") == f"{folder / 'vocab.txt'}: has no digest in edgekit.json " \
+                                   f"(a manifest edited by hand? {fix})"
+
+
 # ------------------------------------------------------------------------------------------ web API
+
+TIMEOUT = 3  # seconds the test server lets a client stall mid-request
 
 
 @pytest.fixture(scope="module")
 def server(cls_export, tmp_path_factory):
-    running = DemoServer(cls_export, tmp_path_factory.mktemp("demo-server") / "stderr.log")
+    log = tmp_path_factory.mktemp("demo-server") / "stderr.log"
+    running = DemoServer(cls_export, log, "--timeout", str(TIMEOUT))
     yield running
     running.stop()
 
@@ -181,6 +247,9 @@ def test_api_classify_matches_the_runtime(server, cls_export):
         assert answer["probabilities"] == pytest.approx(expected.probabilities, abs=1e-9)
         assert answer["truncated"] is False and answer["note"] is None and answer["tokens"] == answer["text_tokens"]
         assert 0 < answer["model_ms"] <= answer["total_ms"]
+    for text in ["café ☃ 日本 \U0001f600", "a\u0000b\u200b"]:  # any valid Unicode is a text
+        status, answer = post(server, {"text": text})
+        assert status == 200 and answer["label"] == model.classify(text).label
     status, answer = post(server, {"text": LONG})
     assert status == 200 and answer["truncated"] is True and (answer["tokens"], answer["text_tokens"]) == (16, 33)
     assert answer["note"] == "The text has 33 tokens; the model read the first 16 (its sequence length is 16)."
@@ -197,21 +266,91 @@ def test_oversized_body_is_413_and_the_server_keeps_serving(server):
     assert status == 200 and answer["truncated"] is True
 
 
+EXAMPLE = '{"text": "a fine film"}'
+
+
 @pytest.mark.parametrize("method, path, body, headers, status, message", [
-    ("POST", "/api/classify", b"{not json", {}, 400, 'expected a JSON body like {"text": "..."}'),
-    ("POST", "/api/classify", b'{"text": ""}', {}, 400, "text: expected a non-empty string"),
-    ("POST", "/api/classify", b'["text"]', {}, 400, "text: expected a non-empty string"),
+    ("POST", "/api/classify", b"{not json", {}, 400, f"expected a JSON body like {EXAMPLE}"),
     ("POST", "/api/classify", b"\xff\xfe", {}, 400, "expected a JSON body"),
-    ("GET", "/api/classify", None, {}, 405, "use POST /api/classify"),
+    ("POST", "/api/classify", b'{"text": ' + b"[" * 5000 + b"]" * 5000 + b"}", {}, 400, "expected a JSON body"),
+    ("POST", "/api/classify", b'["text"]', {}, 400, f"expected a JSON object like {EXAMPLE}, got an array"),
+    ("POST", "/api/classify", b"3", {}, 400, "expected a JSON object like"),
+    ("POST", "/api/classify", b"null", {}, 400, "expected a JSON object like"),
+    ("POST", "/api/classify", b'"a fine film"', {}, 400, "expected a JSON object like"),
+    ("POST", "/api/classify", b"{}", {}, 400, f"text: missing, e.g. {EXAMPLE}"),
+    ("POST", "/api/classify", b'{"text": ""}', {}, 400, "text: expected a non-empty string, got a blank one"),
+    ("POST", "/api/classify", b'{"text": " \\n "}', {}, 400, "text: expected a non-empty string, got a blank one"),
+    ("POST", "/api/classify", b'{"text": null}', {}, 400, "text: expected a non-empty string, got null"),
+    ("POST", "/api/classify", b'{"text": [1, 2]}', {}, 400, "text: expected a non-empty string, got an array"),
+    ("POST", "/api/classify", b'{"text": {"a": 1}}', {}, 400, "text: expected a non-empty string, got an object"),
+    ("POST", "/api/classify", b'{"text": 1e999}', {}, 400, "text: expected a non-empty string, got a number"),
+    ("POST", "/api/classify", b'{"text": "\\ud800"}', {}, 400, "text: not valid Unicode (a lone surrogate"),
+    ("POST", "/api/classify", b'{"texts": ["a"]}', {}, 400, "texts: unknown field (expected only text"),
+    ("POST", "/api/classify", b'{"text": "a", "k": 99999999999999999999}', {}, 400, "k: unknown field"),
+    ("POST", "/api/classify", b"{}", {"Content-Length": "x"}, 411, "Content-Length header required"),
+    ("GET", "/api/classify", None, {}, 405, "GET /api/classify: not allowed (use POST /api/classify with a JSON"),
     ("GET", "/etc/passwd", None, {}, 404, "no page /etc/passwd"),
     ("POST", "/api/other", b"{}", {}, 404, "no API /api/other"),
     ("GET", "/", None, {"Host": "attacker.example"}, 403, "Host must be 127.0.0.1 or localhost"),
+    ("BREW", "/", None, {}, 501, "Unsupported method ('BREW')"),
 ])
 def test_errors_are_json_messages_without_tracebacks(server, method, path, body, headers, status, message):
     got, response_headers, data = server.request(method, path, body, headers)
     assert got == status and response_headers["Content-Type"] == "application/json"
     error = json.loads(data)["error"]
     assert error.startswith(message) and "Traceback" not in error and 'File "' not in error
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "POST", "HEAD", "GET"])
+@pytest.mark.parametrize("path, allow", [("/", "GET, HEAD"), ("/api/info", "GET, HEAD"), ("/api/classify", "POST")])
+def test_other_methods_get_405_with_allow(server, method, path, allow):
+    status, headers, data = server.request(method, path, b"{}" if method != "HEAD" else None)
+    if method in allow.split(", "):
+        if method == "POST":
+            assert status == 400  # allowed; the body {} has no text
+        else:
+            _, _, page = server.request("GET", path)
+            assert status == 200 and headers["Content-Length"] == str(len(page))
+            assert data == (b"" if method == "HEAD" else page)
+        return
+    assert status == 405 and headers["Allow"] == allow and headers["Content-Type"] == "application/json"
+    if method != "HEAD":  # a HEAD answer has headers only
+        assert json.loads(data)["error"].startswith(f"{method} {path}: not allowed (use ")
+
+
+def raw(server, request: bytes, shut: bool = False) -> socket.socket:
+    """A client socket that has sent ``request`` (and, with ``shut``, closed its sending side)."""
+    client = socket.create_connection((server.host, server.port), timeout=TIMEOUT + 30)
+    client.sendall(request)
+    if shut:
+        client.shutdown(socket.SHUT_WR)
+    return client
+
+
+def reply(client: socket.socket) -> bytes:
+    """Everything the server sends before it closes the connection."""
+    with client, client.makefile("rb") as f:
+        return f.read()
+
+
+def test_a_stalled_client_gets_408_and_others_are_served_meanwhile(server):
+    head = b"POST /api/classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n"
+    began = time.monotonic()
+    stalled_body = raw(server, head + b'{"text"')  # promises 100 bytes, sends 7
+    stalled_head = raw(server, b"POST /api/classify HTTP/1.1\r\nHost: 127")  # stops inside the headers
+    for text in TEXTS:  # other clients: answered at once, not after the stalled ones
+        status, answer = post(server, {"text": text})
+        assert status == 200 and "label" in answer
+    assert time.monotonic() - began < TIMEOUT
+    answered = reply(stalled_body)
+    assert TIMEOUT - 0.5 < time.monotonic() - began < TIMEOUT + 20
+    status_line, _, body = answered.partition(b"\r\n")
+    assert status_line == b"HTTP/1.0 408 Request Timeout"
+    assert json.loads(body.split(b"\r\n\r\n", 1)[1]) == {
+        "error": f"request not complete after {TIMEOUT} s of silence (a body shorter than its Content-Length?)"}
+    assert reply(stalled_head) == b""  # closed: there is no request to answer yet
+    short = reply(raw(server, head + b'{"text": "a"}', shut=True))  # the client closed its side early
+    assert short.startswith(b"HTTP/1.0 400 ") and b"the body ended after 13 of its Content-Length 100 bytes" in short
 
 
 def test_server_never_imports_tensorflow_or_edgekit(server):
