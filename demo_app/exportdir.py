@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,17 @@ RUNTIME_MODULES = {"tflite": "ai_edge_litert", "onnx": "onnxruntime", "openvino"
 
 class AppError(Exception):
     """A problem the user can fix (bad folder, unknown artifact, missing runtime): one line."""
+
+
+SOURCE_LOCATION = re.compile(r"(Exception from|Check '.*' failed at) \S+:\d+:")  # OpenVINO's message lines
+
+
+def error_line(err: BaseException) -> str:
+    """The first line of a runtime's error that says what went wrong (OpenVINO puts source
+    locations first, e.g. ``Exception from src/inference/src/cpp/core.cpp:84:``)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return next((line for line in lines if not SOURCE_LOCATION.fullmatch(line)), lines[0] if lines else
+                type(err).__name__)
 
 
 @dataclass(frozen=True)
@@ -151,11 +163,16 @@ def read_export(folder: str | Path) -> ExportFolder:
         raise AppError(f"{path}: inputs: expected objects with a name, e.g. {{\"name\": \"input_ids\"}}")
     output = _field(doc, "output", dict, path)
     max_length = _field(doc, "max_length", int, path)
+    if max_length < 2:  # the tokenizer would truncate to nothing, or fail on a negative length
+        raise AppError(f"{path}: max_length: expected a token count >= 2 ([CLS] and [SEP]), got {max_length}")
     shared = _names(doc, "tokenizer", path)
     if "tokenizer.json" not in shared and "vocab.txt" not in shared:
         raise AppError(f"{path}: tokenizer: lists no tokenizer.json or vocab.txt (the export's tokenizer files)")
     if "labels_file" in doc:
         shared.append(_file_name(doc["labels_file"], "labels_file", path))
+    read = ["tokenizer.json"] if (folder / "tokenizer.json").is_file() else \
+        [name for name in ("vocab.txt", "tokenizer_config.json") if (folder / name).is_file()]
+    shared += [name for name in read if name not in shared]  # what TextEncoder reads is verified, listed or not
     digests = _field(doc, "digests", dict, path)
     artifacts = []
     for i, row in enumerate(_field(doc, "artifacts", list, path)):
@@ -165,7 +182,12 @@ def read_export(folder: str | Path) -> ExportFolder:
         if fmt not in RUNTIME_MODULES or not isinstance(row.get("path"), str) or not row["path"]:
             continue
         files = _names(row, "files", path, f"artifacts[{i}].")
-        file = folder / row["path"]
+        name = _file_name(row["path"], f"artifacts[{i}].path", path)
+        unlisted = [n for n in (name, *([str(Path(name).with_suffix(".bin"))] if fmt == "openvino" else ()))
+                    if n not in files]
+        if row.get("status") == "ok" and unlisted:  # verify() checks the files, the runtime loads the path
+            raise AppError(f"{path}: artifacts[{i}].files: expected to list {', '.join(unlisted)} (the files that run)")
+        file = folder / name
         ok = row.get("status") == "ok" and not row.get("gate") and file.is_file()
         artifacts.append(Artifact(key=f"{fmt}-{row.get('precision')}", format=fmt, precision=str(row.get("precision")),
                                   path=file, files=tuple(files), passed=ok,

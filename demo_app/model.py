@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from demo_app.exportdir import AppError, ExportFolder, read_export
+from demo_app.exportdir import AppError, ExportFolder, error_line, read_export
 from demo_app.runtimes import open_artifact
 from demo_app.textenc import Encoded, TextEncoder
 
@@ -54,9 +54,7 @@ class DemoModel:
         try:
             self.runner = open_artifact(self.artifact.path, self.artifact.format, threads)
         except Exception as err:  # a runtime's own load error (corrupt file, unsupported op): one line
-            lines = str(err).strip().splitlines()
-            raise AppError(f"{self.artifact.path}: {self.runner_name} could not load it: "
-                           f"{lines[0] if lines else type(err).__name__}") from None
+            raise AppError(f"{self.artifact.path}: {self.runner_name} could not load it: {error_line(err)}") from None
         missing = set(self.runner.input_names) - set(export.input_names)
         if missing:
             raise AppError(f"{self.artifact.path}: inputs {sorted(missing)} are not in edgekit.json's inputs")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from demo_app.exportdir import AppError
+from demo_app.exportdir import AppError, error_line
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,7 @@ class TextEncoder:
                 self._tok = BertWordPieceTokenizer(str(source), lowercase=lower,
                                                    strip_accents=lower if strip is None else strip)
         except Exception as err:
-            lines = str(err).strip().splitlines()
-            raise AppError(f"{source}: cannot load the tokenizer "
-                           f"({lines[0] if lines else type(err).__name__})") from None
+            raise AppError(f"{source}: cannot load the tokenizer ({error_line(err)})") from None
         self._tok.no_padding()
         self._tok.enable_truncation(max_length=max_length)
         self.max_length = max_length

@@ -71,15 +71,23 @@ THREADS = _Threads()
 
 
 def _read_texts(texts: tuple[str, ...]) -> list[str]:
-    if texts == ("-",):
-        from edgekit.errors import DataError
-        from edgekit.models.files import utf8_text
+    from edgekit.errors import DataError
+    from edgekit.models.files import utf8_text
 
+    if texts == ("-",):
         # Decoded here, not by the locale's text stream: a bad byte is named by offset and line.
         # A closed stdin (sys.stdin None) holds no text.
         text = utf8_text(sys.stdin.buffer.read() if sys.stdin else b"", "stdin", DataError)
         lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
         texts = tuple(line for line in lines if line.strip())
+    for i, text in enumerate(texts, 1):
+        try:  # Python decodes arguments with surrogateescape: a bad byte b arrives as U+DC00 + b
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise DataError(f"text argument {i}: invalid UTF-8 byte 0x{ord(text[err.start]) & 0xff:02x} at "
+                            f"character {err.start} (expected UTF-8 text)") from None
+        if not text.strip():  # an unset shell variable: an answer for no text would look like one for it
+            raise DataError(f"text argument {i} is empty (expected a text to predict)")
     if not texts:
         raise EdgekitError("no text given (pass TEXT arguments, or - to read one text per line from stdin)")
     return list(texts)
@@ -150,7 +158,7 @@ def check(path: str, device: str | None, edgetpu_build: str | None, no_verify: b
     from edgekit.config import load_recipe
     from edgekit.config.summary import recipe_lines
 
-    if path.endswith((".yaml", ".yml")):
+    if path.lower().endswith((".yaml", ".yml")):
         loaded = load_recipe(path, device=device)
         for line in recipe_lines(loaded):
             click.echo(line)
@@ -224,7 +232,12 @@ def train(recipe: str, cache_dir: str | None, quiet: bool) -> None:
     from edgekit.config import load_recipe
     from edgekit.train.pipeline import run_training
 
-    results = run_training(load_recipe(recipe), cache_root=cache_dir, show_progress=not quiet)
+    loaded = load_recipe(recipe)
+    if not {"finetune", "distill", "prune"} & set(loaded.stages):  # say so, rather than print nothing
+        click.echo(f"{recipe}: nothing to train (no finetune, distill or prune stage); "
+                   f"`edgekit export` exports the model as it is", err=True)
+        return
+    results = run_training(loaded, cache_root=cache_dir, show_progress=not quiet)
     for r in results[1:]:
         m = r.record.get("metrics", {})
         scores = "  ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, float))
@@ -381,6 +394,11 @@ def bench_script(out: str) -> None:
 
     script = Path(out)
     texts = script.parent / bench.TEXTS_FILE
+    if script.name == bench.TEXTS_FILE:  # the texts written beside it would replace the script
+        from edgekit.errors import OutputError
+
+        raise OutputError(f"--out {script}: is the name of the texts written beside the script; expected "
+                          f"another name, e.g. bench.py")
     # Overwritten only when they are edgekit's: a script that opens with its docstring's words,
     # and texts identical to the bundled ones.
     claim_file(script, f"--out {script}", lambda p: b"edgekit's on-device benchmark" in p.read_bytes()[:200],

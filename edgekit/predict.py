@@ -37,6 +37,11 @@ class Prediction:
         return out
 
 
+def _check_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+
+
 def _softmax(logits: np.ndarray) -> np.ndarray:
     z = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return z / z.sum(axis=-1, keepdims=True)
@@ -50,6 +55,7 @@ class Predictor:
         limit = pretrained.config.max_position_embeddings
         if max_length is None:  # not chosen by the user: 128, or less if the model is shorter
             max_length = min(DEFAULT_MAX_LENGTH, limit)
+        _check_int("max_length", max_length)
         if not 2 <= max_length <= limit:
             raise EdgekitError(f"--max-length {max_length} is outside 2..{limit} (the model's position table)")
         self.pretrained = pretrained
@@ -67,16 +73,17 @@ class Predictor:
     def predict(self, texts: str | Iterable[str], batch_size: int = 32) -> list[Prediction]:
         """Predictions in the order of ``texts``; ``last_elapsed_ms`` holds the model time.
 
-        A ``str`` is one text (a list of one prediction), never a sequence of one-letter texts.
-        Anything else must be an iterable of ``str`` (TypeError otherwise); ``batch_size`` is an
-        int >= 1.
+        A ``str`` is one text (a list of one prediction), never a sequence of one-letter texts,
+        and ``bytes`` are refused (they would be a sequence of ints). Anything else must be an
+        iterable of ``str`` (TypeError otherwise); ``batch_size`` is an int >= 1.
         """
+        if isinstance(texts, (bytes, bytearray)):
+            raise TypeError(f"texts is {type(texts).__name__}, expected str or an iterable of str (decode it first)")
         texts = [texts] if isinstance(texts, str) else list(texts)
         wrong = next((i for i, text in enumerate(texts) if not isinstance(text, str)), None)
         if wrong is not None:
             raise TypeError(f"texts[{wrong}] is {type(texts[wrong]).__name__}, expected str")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
-            raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__}")
+        _check_int("batch_size", batch_size)
         if batch_size < 1:
             raise EdgekitError(f"batch_size must be at least 1, got {batch_size}")
         tokenizer, config = self.pretrained.tokenizer, self.pretrained.config

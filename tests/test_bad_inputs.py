@@ -75,6 +75,20 @@ CASES = [
         "Error: no/such/model: no such folder and not a built-in model"),
     Bad("predict-no-text", "", "edgekit predict model -", "Error: no text given", stdin=b""),
     Bad("predict-max-length", "", "edgekit predict model hi --max-length 500", "--max-length 500 is outside 2..64"),
+    Bad("predict-id2label-gap", "sed -i 's/\"1\": \"neutral\"/\"5\": \"neutral\"/' model/config.json",
+        "edgekit predict model hi",
+        "Error: model/config.json: id2label: expected the ids 0..2 (the classifier's 3 rows), got 0, 5, 2"),
+    Bad("predict-id2label-duplicate", "sed -i 's/\"1\": \"neutral\"/\"1\": \"negative\"/' model/config.json",
+        "edgekit predict model hi", "Error: model/config.json: id2label.1: 'negative' also names label 0"),
+    Bad("predict-mask-bias-nan", "sed -i 's/\"vocab_size\": 69/\"vocab_size\": 69, \"edgekit\": {\"mask_bias\": NaN}/' "
+        "model/config.json", "edgekit predict model hi",
+        "Error: model/config.json: edgekit.mask_bias must be in [-1e+09, 0), got nan"),
+    Bad("predict-positions-huge", "sed -i 's/\"max_position_embeddings\": 64/\"max_position_embeddings\": 1000000000/' "
+        "model/config.json", "edgekit predict model hi", "Error: model: tensor 'embeddings.position_embeddings.weight' "
+        "has shape (64, 32), config.json implies (1000000000, 32)"),
+    Bad("predict-text-not-utf8", "", "edgekit predict model ok 'bad \udcff byte'",
+        "Error: text argument 2: invalid UTF-8 byte 0xff at character 4 (expected UTF-8 text)"),
+    Bad("predict-text-empty", "", "edgekit predict model ok ''", "Error: text argument 2 is empty"),
     # --- recipes and check ---
     Bad("check-export-without-its-evaluation-split", "sed 's/, test: test.tsv//' recipe.yaml > noeval.yaml",
         "edgekit check noeval.yaml", "Error: noeval.yaml: evaluation.split: expected a data.test file"),
@@ -93,6 +107,73 @@ CASES = [
     Bad("check-prune-removes-no-head", "printf 'finetune: {epochs: 1}\\nprune: {head_sparsity: 0.1}\\n' >> recipe.yaml",
         "edgekit check recipe.yaml", "prune.head_sparsity: 0.1 of the model's 4 heads per layer removes none"),
     Bad("check-recipe-missing", "", "edgekit check nothere.yaml", "nothere.yaml"),
+    Bad("recipe-duplicate-key", "printf 'seed: 5\\n' >> recipe.yaml", "edgekit check recipe.yaml",
+        "Error: recipe.yaml: invalid YAML: line 11, column 1: duplicate key 'seed' (first at line 3"),
+    Bad("recipe-duplicate-nested-key", "printf 'finetune: {epochs: 1, epochs: 3}\\n' >> recipe.yaml",
+        "edgekit check recipe.yaml", "Error: recipe.yaml: invalid YAML: line 11, column 23: duplicate key 'epochs'"),
+    Bad("recipe-nested-too-deeply", "{ printf 'name: '; head -c 5000 /dev/zero | tr '\\0' '['; } > deep.yaml",
+        "edgekit check deep.yaml", "Error: deep.yaml: invalid YAML: nested too deeply"),
+    Bad("recipe-alias-bomb",  # 9 levels of 10 aliases: a billion items once printed
+        "printf 'name: toy\\ntask: text-classification\\ndescription:\\n  - &a [x,x,x,x,x,x,x,x,x,x]\\n' > bomb.yaml"
+        " && p=a && for n in b c d e f g h i; do printf \"  - &$n [%s]\\n\" \"$(printf \"*$p,%.0s\" $(seq 10))\" "
+        ">> bomb.yaml; p=$n; done", "edgekit check bomb.yaml",
+        "Error: bomb.yaml: description: expected text, got list"),
+    Bad("device-empty-name", "", "edgekit check recipe.yaml --device ''", "Error: --device: unknown device ''"),
+    Bad("check-seq-len-past-positions", "sed -i 's/seq_len: 16/seq_len: 100/' recipe.yaml", "edgekit check recipe.yaml",
+        "Error: recipe.yaml: export.seq_len: expected at most the model's 64 positions (max_position_embeddings)"),
+    Bad("export-model-seq-len-past-positions", "cp -r model big && sed -i 's/\"max_position_embeddings\": 64/"
+        "\"max_position_embeddings\": 128/' big/config.json && sed -i 's/source: model/source: big/; "
+        "s/seq_len: 16/seq_len: 100/' recipe.yaml", "edgekit export recipe.yaml --model model --out new",
+        "Error: recipe.yaml: export.seq_len: expected at most --model model's 64 positions"),
+    Bad("recipe-one-label", "sed -i 's/labels: \\[negative, positive\\]/labels: [positive]/' recipe.yaml",
+        "edgekit check recipe.yaml", "Error: recipe.yaml: data.labels: expected at least 2 label names"),
+    Bad("recipe-unlabeled-text-ignored", "cut -f1 train.tsv > u.txt && printf 'distill: {student: "
+        "{layers_from_teacher: [0]}, unlabeled_text: u.txt}\\n' >> recipe.yaml", "edgekit check recipe.yaml",
+        "Error: recipe.yaml: distill.unlabeled_text: expected only without data.train"),
+    Bad("check-labels-out-of-order", "printf 'distill: {student: {layers_from_teacher: [0]}}\\n' >> recipe.yaml && "
+        "sed -i 's/labels: \\[negative, positive\\]/labels: [positive, neutral, negative]/' recipe.yaml",
+        "edgekit check recipe.yaml", "Error: recipe.yaml: data.labels: expected the model's labels in the order of "
+        "its classifier rows (negative, neutral, positive), got positive, neutral, negative"),
+    Bad("recipe-name-a-path", "sed -i 's|^name: toy|name: ../elsewhere|' recipe.yaml",
+        "edgekit export recipe.yaml --model model", "Error: recipe.yaml: name: expected a plain name without slashes"),
+    Bad("recipe-name-empty", "sed -i 's|^name: toy|name: \"\"|' recipe.yaml",
+        "edgekit export recipe.yaml --model model",
+        "Error: recipe.yaml: name: expected a plain name without slashes (the export goes to edgekit-out/<name>), "
+        "got ''"),
+    Bad("check-recipe-upper-case-suffix", "sed -i 's/seed: 3/seed: -1/' recipe.yaml && mv recipe.yaml R.YAML",
+        "edgekit check R.YAML", "Error: R.YAML: seed: expected 0..4294967295, got -1"),
+    Bad("recipe-model-source-empty", "sed -i 's/source: model/source: \"\"/' recipe.yaml", "edgekit check recipe.yaml",
+        "Error: recipe.yaml: model.source: expected a built-in model (minilm-l6) or an existing folder, got ''"),
+    Bad("recipe-label-column-is-the-text", "sed -i 's/labels: \\[negative, positive\\]/label_column: sentence/' "
+        "recipe.yaml", "edgekit check recipe.yaml",
+        "Error: recipe.yaml: data.label_column: expected a column other than text_column's, got 'sentence'"),
+    # --- data files ---
+    Bad("data-test-is-train", "sed -i 's/test: test.tsv/test: train.tsv/' recipe.yaml",
+        "edgekit export recipe.yaml --model model --out new", "train.tsv: every one of its 64 texts is also in the "
+        "train split"),
+    Bad("data-test-copies-train", "head -9 train.tsv > test.tsv", "edgekit export recipe.yaml --model model --out new",
+        "test.tsv: every one of its 8 texts is also in the train split"),
+    Bad("data-data-dir-same-file", "mkdir a b d && cp train.tsv a/x.tsv && cp test.tsv b/x.tsv && cp train.tsv d/x.tsv "
+        "&& sed -i 's/train: train.tsv, test: test.tsv/train: a\\/x.tsv, test: b\\/x.tsv/' recipe.yaml",
+        "edgekit export recipe.yaml --model model --data d --out new", "d/x.tsv: every one of its 64 texts is also in"),
+    Bad("data-one-label", "sed -i 's/\\t0$/\\t1/' train.tsv test.tsv && "
+        "sed -i 's/, labels: \\[negative, positive\\]//' recipe.yaml && printf 'finetune: {epochs: 1}\\n' >> recipe.yaml",
+        "edgekit train recipe.yaml", "train.tsv: every row has the label '1' (expected at least 2 classes in column "
+        "'label'"),
+    Bad("data-jsonl-nested-too-deeply",
+        "{ printf '{\"sentence\": '; head -c 100000 /dev/zero | tr '\\0' '['; } > t.jsonl && sed -i "
+        "'s/train: train.tsv, test: test.tsv/format: jsonl, train: t.jsonl/; s/split: test/split: train/' recipe.yaml",
+        "edgekit export recipe.yaml --model model --out new", "t.jsonl:1: JSON nested too deeply"),
+    Bad("data-dir-hf-dataset", "mkdir d && sed -i 's/train: train.tsv, test: test.tsv, labels: \\[negative, positive\\]/"
+        "format: hf, hf_dataset: glue, hf_config: sst2/' recipe.yaml", "edgekit export recipe.yaml --model model "
+        "--data d --out new", "Error: --data: the recipe names no data file to re-root"),
+    Bad("data-dir-without-the-distillation-text", "mkdir d && cp test.tsv d/ && cut -f1 train.tsv > u.txt && printf "
+        "'name: fe\\ntask: feature-extraction\\nmodel: {source: model, max_length: 16}\\ndata: {test: test.tsv, "
+        "label_column: null}\\ndistill: {student: {layers_from_teacher: [0]}, unlabeled_text: u.txt}\\nexport: "
+        "{seq_len: 16, targets: [{format: onnx}]}\\n' > fe.yaml", "edgekit export fe.yaml --data d --out new",
+        "Error: --data d: distill.unlabeled_text: no file u.txt there"),
+    Bad("data-column-named-twice", "sed -i '1s/^sentence/sentence\\tsentence/; 2,$s/^/x\\t/' train.tsv",
+        "edgekit export recipe.yaml --model model --out new", "train.tsv:1: column 'sentence' named 2 times"),
     # --- export output folder ---
     Bad("export-out-user-folder", "mkdir x && echo mine > x/notes.txt", "edgekit export recipe.yaml --model model --out x",
         "Error: --out x: holds files and is not an edgekit export holding only its own files (the only kind replaced)"),
@@ -126,6 +207,8 @@ CASES = [
         "Error: --out notes.txt: exists and is not edgekit's on-device script"),
     Bad("bench-script-user-texts", "echo mine > english-eval.tsv", "edgekit bench-script --out bench.py",
         "Error: --out bench.py: english-eval.tsv: exists and is not edgekit's english-eval.tsv"),
+    Bad("bench-script-out-is-the-texts", "", "edgekit bench-script --out english-eval.tsv",
+        "Error: --out english-eval.tsv: is the name of the texts written beside the script"),
     Bad("edgetpu-build-user-folder", "cp notes.txt model.tflite",
         "edgekit check model.tflite --device coral-usb --edgetpu-build model",
         "Error: --edgetpu-build model: holds files and is not an Edge TPU build"),
@@ -164,6 +247,38 @@ CASES = [
     Bad("bench-manifest-no-artifacts", "sed -i 's/\"artifacts\":/\"artefacts\":/' export/edgekit.json",
         "edgekit bench export/onnx-fp32.onnx", "Error: export/edgekit.json: artifacts: missing"),
     Bad("bench-not-an-artifact", "", "edgekit bench notes.txt", "Error: notes.txt: not an artifact (expected a .tflite"),
+    Bad("check-xml-not-openvino", "echo '<project/>' > pom.xml && echo > pom.bin", "edgekit check pom.xml --device x86-cpu",
+        "Error: pom.xml: cannot read it as openvino: pom.xml is not an OpenVINO IR (no <net> element at its start)"),
+    Bad("bench-manifest-unknown-input", "sed -i 's/\"name\": \"token_type_ids\"/\"name\": \"position_ids\"/' "
+        "export/edgekit.json", "edgekit bench export", "Error: export/edgekit.json: inputs: expected input_ids and "
+        "optionally attention_mask, token_type_ids; got ['input_ids', 'attention_mask', 'position_ids']"),
+    Bad("bench-manifest-path-outside", "cp export/onnx-fp32.onnx x.onnx && sed -i "
+        "'s/\"path\": \"onnx-fp32.onnx\"/\"path\": \"..\\/x.onnx\"/' export/edgekit.json", "edgekit bench export",
+        "Error: export/edgekit.json: artifacts[0].path: expected a file name in the export folder (no path), "
+        "got '../x.onnx'"),
+    Bad("bench-manifest-files-not-the-artifact", "sed -i 's/^\\( *\\)\"onnx-fp32.onnx\"$/\\1\"labels.txt\"/' "
+        "export/edgekit.json", "edgekit bench export", "Error: export/edgekit.json: artifacts[0].files: expected to "
+        "list onnx-fp32.onnx (the files that run)"),
+    Bad("check-manifest-files-not-the-artifact", "sed -i 's/^\\( *\\)\"onnx-fp32.onnx\"$/\\1\"labels.txt\"/' "
+        "export/edgekit.json", "edgekit check export/onnx-fp32.onnx --device x86-cpu",
+        "Error: export/edgekit.json: artifacts[0].files: expected to list onnx-fp32.onnx"),
+    Bad("bench-manifest-tokenizer-not-a-name", "sed -i 's/^    \"tokenizer.json\",$/    1,/' export/edgekit.json",
+        "edgekit bench export/onnx-fp32.onnx", "Error: export/edgekit.json: tokenizer: expected a file name in the "
+        "export folder (no path), got 1"),
+    Bad("bench-tokenizer-unlisted", "sed -i -e '/^    \"tokenizer.json\",$/d' -e 's/\"tokenizer.json\": {/\"old\": {/' "
+        "export/edgekit.json && echo ' ' >> export/tokenizer.json", "edgekit bench export/onnx-fp32.onnx",
+        "Error: export/tokenizer.json: has no digest in edgekit.json"),
+    Bad("bench-manifest-format-unknown", "sed -i 's/\"format\": \"onnx\"/\"format\": \"onnx2\"/' export/edgekit.json",
+        "edgekit bench export", "Error: export/edgekit.json: artifacts[0].format: expected one of tflite, onnx, "
+        "openvino, got 'onnx2'"),
+    Bad("bench-manifest-precision-unknown", "sed -i 's/\"precision\": \"fp32\"/\"precision\": \"int9\"/' "
+        "export/edgekit.json", "edgekit bench export", "Error: export/edgekit.json: artifacts[0].precision: expected "
+        "one of fp32, int8-dynamic, int8-static for onnx, got 'int9'"),
+    Bad("bench-manifest-row-without-gate", "sed -i 's/\"gate\": \\[\\]/\"gates\": []/' export/edgekit.json",
+        "edgekit bench export", "Error: export/edgekit.json: artifacts[0].gate: missing (the reports are rewritten "
+        "from it; re-export, or pass --no-verify to leave them)"),
+    Bad("bench-manifest-max-length-0", "sed -i 's/\"max_length\": 16/\"max_length\": 0/' export/edgekit.json",
+        "edgekit bench export --seq-len 10", "Error: export/edgekit.json: max_length: expected a token count >= 2, got 0"),
     # --- numbers and ranges ---
     Bad("bench-threads-negative", "", "edgekit bench export --threads -3", "'--threads': expected 1..", code=2),
     Bad("bench-threads-huge", "", "edgekit bench export --threads 100000", "'--threads': expected 1..", code=2),
@@ -194,6 +309,8 @@ CASES = [
         "edgekit check recipe.yaml", "distribute_timeout: expected a number in (0, 86400], got 0.0"),
     # --- messages ---
     Bad("usage-error-one-line", "", "edgekit check", "Error: Missing argument 'PATH'.", code=2),
+    Bad("train-nothing-to-train", "", "edgekit train recipe.yaml", "recipe.yaml: nothing to train (no finetune, "
+        "distill or prune stage)", code=0),
     Bad("train-cache-under-a-file", "printf 'finetune: {epochs: 1}\\n' >> recipe.yaml",
         "edgekit train recipe.yaml --cache notes.txt/cache", "Error: notes.txt/cache: the stage cache"),
     Bad("train-env-cache-is-a-file", "printf 'finetune: {epochs: 1}\\n' >> recipe.yaml",
@@ -229,6 +346,18 @@ CASES = [
         stdin=b"\xff\xfe\n"),
     Bad("demo-usage-one-line", "", "demo nearest export --corpus notes.txt -k abc hi",
         "demo_app nearest: argument -k: invalid int value: 'abc' (see demo_app nearest --help)", code=2),
+    Bad("demo-manifest-path-outside", "cp export/onnx-fp32.onnx x.onnx && sed -i "
+        "'s/\"path\": \"onnx-fp32.onnx\"/\"path\": \"..\\/x.onnx\"/' export/edgekit.json", "demo classify export hi",
+        "demo_app: export/edgekit.json: artifacts[0].path: expected a file name inside the export folder, got '../x.onnx'"),
+    Bad("demo-manifest-max-length-negative", "sed -i 's/\"max_length\": 16/\"max_length\": -5/' export/edgekit.json",
+        "demo classify export hi", "demo_app: export/edgekit.json: max_length: expected a token count >= 2 ([CLS] and "
+        "[SEP]), got -5"),
+    Bad("demo-manifest-files-not-the-artifact", "sed -i 's/^\\( *\\)\"onnx-fp32.onnx\"$/\\1\"labels.txt\"/' "
+        "export/edgekit.json", "demo classify export hi", "demo_app: export/edgekit.json: artifacts[0].files: "
+        "expected to list onnx-fp32.onnx (the files that run)"),
+    Bad("demo-tokenizer-unlisted", "sed -i -e '/^    \"tokenizer.json\",$/d' -e 's/\"tokenizer.json\": {/\"old\": {/' "
+        "export/edgekit.json && echo ' ' >> export/tokenizer.json", "demo classify export hi",
+        "demo_app: export/tokenizer.json: has no digest in edgekit.json"),
     # --- on-device script ---
     Bad("ondevice-artifact-changed", f"{FLIP_ONNX}", "ondevice export", f"error: export/onnx-fp32.onnx: {CHANGED}"),
     Bad("ondevice-manifest-list", "echo '[]' > export/edgekit.json", "ondevice export",
@@ -245,6 +374,25 @@ CASES = [
         code=2),
     Bad("ondevice-min-seconds-nan", "", "ondevice export --min-seconds nan",
         "error: argument --min-seconds: expected 0..3600 seconds, got nan", code=2),
+    Bad("ondevice-json-under-a-file", "", "ondevice export --json notes.txt/r.json",
+        "error: --json notes.txt/r.json: cannot write in notes.txt (not a folder)"),
+    Bad("ondevice-manifest-no-inputs", "sed -i 's/\"inputs\": \\[/\"inputs\": [], \"old\": [/' export/edgekit.json",
+        "ondevice export", "error: export/edgekit.json: inputs: expected input_ids and optionally attention_mask, "
+        "token_type_ids; got []"),
+    Bad("ondevice-manifest-recipe-null", "sed -i 's/\"recipe\": {/\"recipe\": null, \"old\": {/' export/edgekit.json",
+        "ondevice export", "error: --seq-len natural needs texts: the export's evaluation file is not here"),
+    Bad("ondevice-texts-not-utf8", "printf 'a text\\n\\xff\\n' > t.txt", "ondevice export --texts t.txt",
+        "error: t.txt: not UTF-8 text (byte 0xff at offset 7)"),
+    Bad("ondevice-texts-folder", "mkdir t", "ondevice export --texts t", "error: t: cannot read texts (Is a directory)"),
+    Bad("ondevice-texts-missing", "", "ondevice export --texts t.txt",
+        "error: t.txt: cannot read texts (No such file or directory)"),
+    Bad("ondevice-texts-header-only", "printf 'sentence\\tlabel\\n' > t.tsv", "ondevice export --texts t.tsv",
+        "error: t.tsv: no texts"),
+    Bad("bench-compare-not-utf8", "printf '\\xff' > a.json", "edgekit bench --compare a.json a.json",
+        "Error: a.json: cannot read benchmark JSON ("),
+    Bad("bench-compare-results-not-a-list", "echo '{\"edgekit_bench_folder\": 2, \"results\": 5}' > a.json",
+        "edgekit bench --compare a.json a.json", "Error: a.json: not an edgekit bench result (results: expected an "
+        "array, got an integer)"),
 ]
 
 

@@ -236,6 +236,21 @@ def test_bad_seq_len_and_unknown_artifact_are_one_line_errors(folder):
     assert result.exit_code == 1 and "other.onnx: not listed in edgekit.json" in result.output
 
 
+def test_a_seq_len_past_a_static_shape_is_refused_not_measured_on_cut_inputs(folder):
+    # a static export's seq_len may be below max_length (here: the [1, 16] tflite of a 32-token export)
+    manifest = json.loads((folder / "edgekit.json").read_text())
+    (folder / "edgekit.json").write_text(json.dumps({**manifest, "max_length": 32}))
+    cut = "--seq-len 24 is longer than its static shape [1, 16]: the inputs would be cut to 16 tokens"
+    result = CliRunner().invoke(main, ["bench", str(folder / "tflite-fp32.tflite"), "--seq-len", "24", *FAST])
+    assert result.exit_code == 1 and result.output.splitlines()[-1] == (
+        f"Error: tflite-fp32.tflite: ValueError: {cut} (use --seq-len 16 or less)")
+    proc, _ = _script([str(folder), "--seq-len", "24", "--min-runs", "3", "--min-seconds", "0"])
+    doc = json.loads((folder / "bench" / "all-device-seq24.json").read_text())
+    assert proc.returncode == 1 and f"tflite-fp32.tflite: failed: ValueError: {cut}" in proc.stderr
+    assert [(r["artifact"], r["status"]) for r in doc["results"]] == [("tflite-fp32.tflite", "failed"),
+                                                                     ("onnx-fp32.onnx", "ok")]
+
+
 def test_compare_puts_host_and_device_side_by_side(folder):
     for args in (["--device", "rpi4", "--on-host", "--json", str(folder / "a.json")], ["--json", str(folder / "b.json")]):
         result = CliRunner().invoke(main, ["bench", str(folder / "onnx-fp32.onnx"), "--seq-len", "8", *FAST, *args])

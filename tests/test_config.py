@@ -107,6 +107,18 @@ def test_paths_resolve_against_the_recipe_folder():
     assert recipe.export.targets[0].precision is Precision.FP32
 
 
+def test_anchors_and_merge_keys_still_load(tmp_path):
+    """Duplicate keys are refused, but a merge key's keys may be overridden (that is what it is for)."""
+    tiny = FIXTURES / "tiny-data"
+    path = tmp_path / "r.yaml"
+    path.write_text(f"name: r\ntask: text-classification\nmodel: {{source: {FIXTURES / 'tiny-bert-cls'}, "
+                    f"max_length: 32}}\ndata: {{train: {tiny / 'train.tsv'}}}\n"
+                    "finetune: &ft {epochs: 1, batch_size: 8}\n"
+                    "distill:\n  <<: *ft\n  batch_size: 4\n  student: {layers_from_teacher: [0]}\n")
+    recipe = load_recipe(path)
+    assert (recipe.distill.epochs, recipe.distill.batch_size, recipe.finetune.batch_size) == (1.0, 4, 8)
+
+
 def test_device_by_path_and_unknown_name():
     assert load_device(REPO / "devices" / "rpi5.yaml").threads == 4
     with pytest.raises(ConfigError, match=r"^unknown device 'coral' \(did you mean 'coral-usb'\?\)"):

@@ -83,10 +83,10 @@ def test_every_split_shares_the_label_names_inferred_from_train(tmp_path):
 
 
 def test_names_are_inferred_from_the_first_split_present_when_there_is_no_train(tmp_path):
-    section = DataSection(validation=write(tmp_path, "dev.tsv", "sentence\tlabel\na\tb\n"),
+    section = DataSection(validation=write(tmp_path, "dev.tsv", "sentence\tlabel\na\tb\nb\ty\n"),
                           test=write(tmp_path, "test.tsv", "sentence\tlabel\nc\tz\n"))
     fails_message = (f"{tmp_path / 'test.tsv'}:2: unknown label 'z' (expected one of the validation split's "
-                     f"labels 'b'; name every label in data.labels)")
+                     f"labels 'b', 'y'; name every label in data.labels)")
     for load in (load_splits, lambda s: load_split(s, "test")):
         with pytest.raises(DataError) as info:
             load(section)

@@ -5,6 +5,7 @@ imports TensorFlow or edgekit."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import re
@@ -201,6 +202,26 @@ def test_files_changed_after_the_export_are_refused(cls_export, tmp_path):
     (folder / "edgekit.json").write_text(json.dumps(manifest))
     assert refused("onnx-fp32") == f"{folder / 'vocab.txt'}: has no digest in edgekit.json " \
                                    f"(a manifest edited by hand? {fix})"
+
+
+def test_a_broken_artifact_with_matching_digests_is_one_line_with_the_runtimes_reason(cls_export, tmp_path):
+    """Truncated weights whose digest was updated too pass verification; OpenVINO's refusal opens
+    with a source location (``Exception from src/...:84:``): the line after it is the reason."""
+    from demo_app.exportdir import AppError
+    from demo_app.model import DemoModel
+
+    folder = tmp_path / "export"
+    shutil.copytree(cls_export, folder)
+    weights = folder / "openvino-fp32.bin"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    manifest = json.loads((folder / "edgekit.json").read_text())
+    manifest["digests"][weights.name] = {"bytes": 1000, "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
+    (folder / "edgekit.json").write_text(json.dumps(manifest))
+    with pytest.raises(AppError) as err:
+        DemoModel.load(folder, "openvino-fp32")
+    prefix = f"{folder / 'openvino-fp32.xml'}: OpenVINO could not load it: "
+    assert str(err.value).startswith(prefix) and "Exception from" not in str(err.value)
+    assert len(str(err.value)) > len(prefix) + 10 and "\n" not in str(err.value)
 
 
 # ------------------------------------------------------------------------------------------ web API

@@ -147,6 +147,19 @@ BAD_VALUES = [
     ({"edgekit": {"normalize": "yes"}}, 'config.json: edgekit.normalize: expected true or false, got "yes"'),
     ({"pruned_heads": {"0": [1]}, "num_attention_heads": 0}, "config.json: hidden_size 32 is not divisible"),
     ({"model_type": "gpt2"}, "config.json: model_type 'gpt2' is not supported"),
+    ({"pad_token_id": 69}, "config.json: pad_token_id must be in 0..68 (vocab_size 69), got 69"),
+    ({"layer_norm_eps": float("inf")}, "config.json: layer_norm_eps must be a finite number > 0, got inf"),
+    ({"edgekit": {"mask_bias": float("nan")}}, "config.json: edgekit.mask_bias must be in [-1e+09, 0), got nan"),
+    ({"edgekit": {"mask_bias": 0}}, "config.json: edgekit.mask_bias must be in [-1e+09, 0), got 0"),
+    ({"edgekit": {"mask_bias": 1000}}, "config.json: edgekit.mask_bias must be in [-1e+09, 0), got 1000"),
+    ({"edgekit": {"pooling_mode": "mean"}},
+     "config.json: edgekit.pooling_mode: unknown key (expected pooling, normalize, mask_bias)"),
+    ({"num_labels": 2}, "config.json: num_labels: expected 3 (the classifier's rows), got 2"),
+    ({"id2label": {"0": "neg", "2": "pos", "5": "x"}},
+     "config.json: id2label: expected the ids 0..2 (the classifier's 3 rows), got 0, 2, 5"),
+    ({"id2label": {"0": "neg", "1": "pos"}}, "config.json: id2label: expected the ids 0..2 (the classifier's 3 rows), got 0, 1"),
+    ({"id2label": {"0": "pos", "1": "pos", "2": "neg"}}, "config.json: id2label.1: 'pos' also names label 0"),
+    ({"id2label": {"0": "neg", "1": None, "2": "pos"}}, "config.json: id2label.1: expected a label name, got null"),
 ]
 
 
@@ -172,6 +185,61 @@ def test_a_config_json_without_a_required_key(tmp_path):
     del config["num_hidden_layers"]
     (folder / "config.json").write_text(json.dumps(config))
     assert _load_error(folder) == f"{folder}/config.json: no num_hidden_layers (expected in a BERT config.json)"
+
+
+def _edit_weights(folder: Path, edit) -> None:
+    tensors = load_file(str(folder / "model.safetensors"))
+    edit(tensors)
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+
+
+def _scale(tensors: dict, name: str, factor: float) -> None:
+    tensors[name] = (tensors[name] * factor).astype(tensors[name].dtype)
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda t: t.update({"bert.pooler.dense.bias": t["bert.pooler.dense.bias"].astype(np.int8)}),
+     "tensor 'pooler.dense.bias' is int8, expected floating point weights"),
+    (lambda t: _scale(t, "classifier.bias", np.nan), "tensor 'classifier.bias' holds NaN or infinite values"),
+    (lambda t: t.update({"embeddings.LayerNorm.bias": t["bert.embeddings.LayerNorm.bias"]}),
+     "tensor 'embeddings.LayerNorm.bias' is in the checkpoint twice (with and without the 'bert.' prefix"),
+    (lambda t: [t.pop(n) for n in ("classifier.weight", "classifier.bias")],
+     "config.json: architectures: BertForSequenceClassification needs a classifier head, but the weights have no "
+     "classifier.weight (expected BertModel for an encoder)"),
+], ids=["int8", "nan", "twice", "classifier-without-head"])
+def test_weights_that_would_give_a_silently_wrong_model(tmp_path, edit, expected):
+    folder = _copy(tmp_path)
+    _edit_weights(folder, edit)
+    assert expected in _load_error(folder)
+
+
+def test_a_token_classifier_is_not_a_sentence_classifier(tmp_path):
+    folder = _copy(tmp_path)
+    _edit_config(folder, architectures=["BertForTokenClassification"])
+    assert _load_error(folder) == (f"{folder}/config.json: architectures: BertForTokenClassification: its "
+                                   "classifier.weight is not a sentence classifier (edgekit reads BertModel and "
+                                   "BertForSequenceClassification checkpoints)")
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float64"])
+def test_half_and_double_precision_weights_load_as_float32(tmp_path, dtype):
+    import ml_dtypes
+
+    folder = _copy(tmp_path)
+    _edit_weights(folder, lambda t: t.update({k: v.astype(getattr(ml_dtypes, dtype, dtype)) for k, v in t.items()}))
+    fp32 = load_pretrained(TINY_CLS).model.get_layer("classifier").get_weights()[0]
+    loaded = load_pretrained(folder).model.get_layer("classifier").get_weights()[0]
+    assert loaded.dtype == np.float32 and np.allclose(loaded, fp32, atol=1e-2)
+
+
+def test_config_sizes_are_checked_against_the_tensors_before_a_model_is_built(tmp_path, monkeypatch):
+    import edgekit.models.encoder as encoder
+
+    folder = _copy(tmp_path)
+    _edit_config(folder, max_position_embeddings=10**9)  # a 128 GB position table, if it were built
+    monkeypatch.setattr(encoder, "build_encoder", lambda *a, **k: pytest.fail("built before checking the tensors"))
+    assert _load_error(folder) == (f"{folder}: tensor 'embeddings.position_embeddings.weight' has shape (64, 32), "
+                                   "config.json implies (1000000000, 32)")
 
 
 @pytest.mark.parametrize("keep", [0, 7, 5000, 90000])
@@ -266,7 +334,7 @@ def test_a_str_is_one_text(predictor):
 
 
 @pytest.mark.parametrize("texts, expected", [(["ok", None], r"texts\[1\] is NoneType, expected str"),
-                                              (b"bytes", r"texts\[0\] is int, expected str"),
+                                              (b"bytes", "texts is bytes, expected str or an iterable of str"),
                                               (5, "not iterable")])
 def test_texts_that_are_not_strings(predictor, texts, expected):
     with pytest.raises(TypeError, match=expected):
@@ -281,6 +349,14 @@ def test_batch_size_is_an_int_of_at_least_one(predictor):
         with pytest.raises(TypeError, match="batch_size must be an int"):
             predictor.predict(["hi"], batch_size=bad)
     assert len(predictor.predict(["a", "b", "c"], batch_size=2)) == 3
+
+
+def test_max_length_is_an_int(predictor):
+    from edgekit.predict import Predictor
+
+    for bad in (2.5, "8", True):
+        with pytest.raises(TypeError, match="max_length must be an int"):
+            Predictor(predictor.pretrained, max_length=bad)
 
 
 def test_predict_with_stdin_closed_says_no_text():

@@ -98,8 +98,8 @@ def test_recipe_numbers_out_of_range_are_refused(folder, body, expected):
      "distill.student.hidden_size: expected at most the teacher's 32 (the student is sliced from it), got 64"),
     ("finetune: {epochs: 1}\ndistill: {student: {layers_from_teacher: [0], num_attention_heads: 3}}\n",
      "distill.student.num_attention_heads: expected hidden_size 32 divisible by 3 heads"),
-    ("model: {source: model, max_length: 100}\n",
-     "model.max_length: expected at most the model's 64 positions (max_position_embeddings), got 100"),
+    ("export: {seq_len: 100, targets: [{format: onnx}]}\n",
+     "export.seq_len: expected at most the model's 64 positions (max_position_embeddings), got 100"),
     ("finetune: {epochs: 1}\nprune: {head_sparsity: 0.1}\n",
      "prune.head_sparsity: 0.1 of the model's 4 heads per layer removes none; expected a fraction that removes 1..3"),
     ("finetune: {epochs: 1}\nprune: {head_sparsity: 0.9}\n",
@@ -107,6 +107,21 @@ def test_recipe_numbers_out_of_range_are_refused(folder, body, expected):
 ])
 def test_recipe_is_checked_against_the_models_config(folder, body, expected):
     assert _refusal(folder, body) == expected
+
+
+def test_max_length_is_checked_against_the_models_positions(folder):
+    path = folder / "r.yaml"
+    path.write_text(HEAD.format(body="").replace("max_length: 16", "max_length: 100"))
+    with pytest.raises(ConfigError, match=r"r.yaml: model.max_length: expected at most the model's 64 positions "
+                                          r"\(max_position_embeddings\), got 100$"):
+        load_recipe(path)
+
+
+def test_an_export_seq_len_left_out_fits_the_models_positions(folder):
+    path = folder / "r.yaml"
+    (folder / "t.tsv").write_text("sentence\tlabel\nfine\t2\n")
+    path.write_text(HEAD.format(body="export: {targets: [{format: onnx}]}\n").replace("test: train.tsv", "test: t.tsv"))
+    assert load_recipe(path).export.seq_len == 64  # not the default 128, past the 64-row position table
 
 
 def test_labels_and_model_type_are_checked_against_the_model(folder):
@@ -118,6 +133,21 @@ def test_labels_and_model_type_are_checked_against_the_model(folder):
     config.write_text(config.read_text().replace('"model_type": "bert"', '"model_type": "gpt2"'))
     assert _refusal(folder, "") == (f"model.source: {config}: model_type 'gpt2' is not supported "
                                     "(edgekit reads BERT-layout checkpoints)")
+
+
+def test_without_data_labels_the_models_head_names_them(folder):
+    """Distilled from the head as is, data labels map onto its rows by name or index, not by their
+    sorted order ('negative' < 'positive' would put 'positive' on the head's 'neutral' row)."""
+    from edgekit.data import load_splits
+
+    (folder / "train.tsv").write_text("sentence\tlabel\ngood\tpositive\nbad\tnegative\nok\t1\n")
+    path = folder / "r.yaml"
+    path.write_text(HEAD.format(body="distill: {student: {layers_from_teacher: [0]}}\n")
+                    .replace(", labels: [negative, neutral, positive]", "").replace("test: train.tsv", "test: t.tsv"))
+    (folder / "t.tsv").write_text("sentence\tlabel\nfine\tpositive\n")
+    recipe = load_recipe(path)
+    assert recipe.data.labels == ("negative", "neutral", "positive")
+    assert load_splits(recipe.data)["train"].labels.tolist() == [2, 0, 1]
 
 
 def test_a_plain_encoder_needs_a_finetune_stage_to_be_distilled_as_a_classifier(folder, tmp_path):

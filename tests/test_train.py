@@ -98,6 +98,66 @@ def test_a_killed_run_resumes_at_its_last_checkpoint_and_ends_identical(toy, tmp
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+def test_a_checkpoint_cut_short_is_refused_in_one_line(toy, tmp_path):
+    import tensorflow as tf
+
+    from edgekit.errors import ModelLoadError
+    from edgekit.train.batching import TokenizedDataset
+    from edgekit.train.finetune import classification_loss
+    from edgekit.train.loop import fit
+
+    saved = tmp_path / "checkpoints"
+    saved.mkdir()
+    (saved / "checkpoint").write_text('model_checkpoint_path: "ckpt-4"\nall_model_checkpoint_paths: "ckpt-4"\n')
+    (saved / "ckpt-4.index").write_text("cut short")
+    model = _classifier(toy)
+    data = TokenizedDataset(_splits(toy)["train"], model.tokenizer, 16, tuple(model.model.input_names))
+    with pytest.raises(ModelLoadError) as err:
+        fit(model=model.model, loss_fn=classification_loss(model.model), data=data,
+            schedule=FinetuneSection(epochs=1, batch_size=32), seed=5, strategy=tf.distribute.get_strategy(),
+            description="t", work_dir=tmp_path, show_progress=False)
+    assert str(err.value).startswith(f"{saved}/ckpt-4: cannot resume from this checkpoint (")
+    assert str(err.value).endswith(f"delete {tmp_path} to train the stage from its start")
+
+
+def test_a_teacher_cache_cut_short_or_edited_is_computed_again(toy, tmp_path):
+    from edgekit.models import load_pretrained
+    from edgekit.train.batching import TokenizedDataset
+    from edgekit.train.distill import TeacherCache
+
+    teacher = load_pretrained(toy / "model", output_hidden_states=True)
+    data = TokenizedDataset(_splits(toy)["train"], teacher.tokenizer, 16, tuple(teacher.model.input_names))
+    whole = TeacherCache.in_folder(tmp_path, teacher.model, data, "logits", (1,))
+    assert TeacherCache.load(tmp_path, data, (1,)) is not None
+    (tmp_path / "teacher_hidden.npy").unlink()  # a run killed before the hidden states were saved
+    assert TeacherCache.load(tmp_path, data, (1,)) is None
+    np.save(tmp_path / "teacher_targets.npy", whole.targets[:5])  # rows of another data set
+    assert TeacherCache.load(tmp_path, data, None) is None
+    (tmp_path / "teacher_targets.npy").write_bytes(b"\x93NUMPY")  # cut short
+    again = TeacherCache.in_folder(tmp_path, teacher.model, data, "logits", (1,))
+    np.testing.assert_array_equal(again.targets, whole.targets)
+    assert again.hidden.shape == whole.hidden.shape
+
+
+def test_a_cached_stage_edited_by_hand_is_trained_again(toy, tmp_path):
+    from edgekit.train.pipeline import run_training
+
+    recipe = load_recipe(write_recipe(toy, "finetune: {epochs: 1, batch_size: 64}\n"))
+    [_, first] = run_training(recipe, cache_root=tmp_path, show_progress=False)
+    stage = first.folder / "stage.json"
+    edits = {"list": lambda: stage.write_text("[1, 2]"), "not-json": lambda: stage.write_text('{"metrics": '),
+             "metrics-edited": lambda: stage.write_text(stage.read_text().replace('"layers": 2', '"layers": 9')),
+             "deleted": stage.unlink,
+             "weights-changed": lambda: (first.folder / "model.safetensors").write_bytes(b"cut short")}
+    for name, edit in edits.items():
+        edit()
+        [_, again] = run_training(recipe, cache_root=tmp_path, show_progress=False)
+        assert not again.reused and again.folder == first.folder, name
+        assert again.record["metrics"] == first.record["metrics"], name
+    [_, last] = run_training(recipe, cache_root=tmp_path, show_progress=False)
+    assert last.reused
+
+
 def test_distilled_student_agrees_with_its_teacher(toy):
     import tensorflow as tf
 

@@ -158,6 +158,12 @@ def test_check_verifies_an_artifact_that_its_export_folder_lists(folder, tmp_pat
     (lambda m: {**m, "artifacts": [{k: v for k, v in a.items() if k != "path"} for a in m["artifacts"]]},
      "artifacts[0].path: missing"),
     (lambda m: {**m, "max_length": "16"}, "max_length: expected an integer, got a string"),
+    (lambda m: {**m, "artifacts": m["artifacts"] + m["artifacts"][1:2]}, "artifacts[3].path: 'onnx-fp32.onnx' is "
+     "listed twice"),
+    (lambda m: {**m, "digests": {**m["digests"], "vocab.txt": {"bytes": 1, "sha256": "AB" * 32}}},
+     f"digests['vocab.txt']: expected bytes >= 0 and sha256 as 64 lowercase hex digits, got 1 and {'AB' * 32!r}"),
+    (lambda m: {**m, "digests": {**m["digests"], "vocab.txt": {"bytes": -1, "sha256": "ab" * 32}}},
+     f"digests['vocab.txt']: expected bytes >= 0 and sha256 as 64 lowercase hex digits, got -1 and {'ab' * 32!r}"),
 ])
 def test_a_manifest_that_is_not_v2_is_refused_naming_the_file(folder, write, problem):
     _edit_manifest(folder, write)

@@ -20,7 +20,7 @@ from edgekit.config import Format, Precision, load_device
 from edgekit.config.device import DeviceProfile
 from edgekit.errors import EdgekitError, ModelLoadError
 from edgekit.ondevice import bench as ondevice
-from edgekit.report.manifest import read_manifest, write_reports
+from edgekit.report.manifest import read_manifest, report_problems, write_reports
 
 BACKENDS = {"tflite": "edgekit.export.tflite", "onnx": "edgekit.export.onnx", "openvino": "edgekit.export.openvino"}
 BUNDLED_TEXTS = bundled("recipes", "data", "english-eval.tsv")
@@ -82,7 +82,7 @@ def _inputs(folder: Path, manifest: dict, runs: list, s: BenchSettings):
     digests (unless ``s.verify`` is off): the tokenizer files, labels.txt, each artifact's files."""
     try:
         if s.verify:
-            ondevice.verify_files(folder, manifest, ondevice.loaded_files(manifest, runs))
+            ondevice.verify_files(folder, manifest, ondevice.loaded_files(folder, manifest, runs))
         tokenizer = ondevice.load_tokenizer(folder)
         texts = ondevice.natural_texts(manifest, folder, None, (BUNDLED_TEXTS,))
         return ondevice.make_inputs(folder, manifest, s.seq_len, texts, tokenizer)
@@ -102,8 +102,8 @@ def _measure(entry: dict, path: Path, s: BenchSettings, samples, inputs) -> dict
         return ondevice.result_document(entry, path, status="skipped", error=f"{s.profile.name} does not run "
                                         f"{fmt.value} {precision.value} (it runs {runs})", **common)
     try:
-        _, measured = ondevice.benchmark(_loader(path, fmt.value, s), samples,
-                                         min_runs=s.min_runs, min_seconds=s.min_seconds)
+        _, measured = ondevice.benchmark(_loader(path, fmt.value, s), samples, min_runs=s.min_runs,
+                                         min_seconds=s.min_seconds, seq_len=inputs["seq_len"])
     except Exception as err:  # a failing artifact is reported; the folder's others still run
         reason = ondevice.error_line(err) if isinstance(err, EdgekitError) else \
             f"{type(err).__name__}: {ondevice.error_line(err)}"
@@ -117,7 +117,7 @@ def bench_artifact(path: str | Path, s: BenchSettings) -> dict:
     path = Path(path)
     try:
         ondevice.check_artifact_name(path)
-        manifest = ondevice.read_manifest(path.parent)
+        manifest = read_manifest(path.parent)  # edgekit's reader: the precisions checked too
         entry = ondevice.artifact_entry(manifest, path)
     except ondevice.BenchError as err:
         raise ModelLoadError(str(err)) from None
@@ -135,6 +135,10 @@ def bench_folder(folder: str | Path, s: BenchSettings) -> dict:
     manifest = read_manifest(folder)
     if not manifest["artifacts"]:
         raise ModelLoadError(f"{folder / ondevice.MANIFEST}: lists no artifacts")
+    problems = report_problems(manifest) if s.verify else []
+    if problems:  # found before measuring, not when the reports are rewritten after it
+        raise ModelLoadError(f"{folder / ondevice.MANIFEST}: {problems[0]} (the reports are rewritten from it; "
+                             "re-export, or pass --no-verify to leave them)")
     edgetpu = s.accelerator == "libedgetpu.so.1"
     runs = [(entry, ondevice.artifact_file(folder, entry, edgetpu)) for entry in manifest["artifacts"]]
     samples, inputs = _inputs(folder, manifest, runs, s)

@@ -113,8 +113,8 @@ def load_results(path: str | Path) -> list[dict]:
     """The result documents in a JSON written by ``edgekit bench`` or the on-device script."""
     path = Path(path)
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:  # ValueError: not JSON, or not UTF-8
         raise EdgekitError(f"{path}: cannot read benchmark JSON ({err})") from None
     problems = ondevice.validate(doc) if isinstance(doc, dict) else ["not a JSON object"]
     if problems:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from edgekit.check.artifact import ArtifactInfo
 from edgekit.config import DeviceProfile, Format, ShapeMode
 from edgekit.config.formats import find
+from edgekit.ondevice.bench import error_line
 
 PASS, FAIL, WARN, INFO, SKIP, ABSENT = "pass", "FAIL", "warn", "info", "n/a", "not present"
 
@@ -146,7 +147,7 @@ def edgetpu_rules(info: ArtifactInfo, graph, compiler: str | None) -> tuple[list
         try:
             log = edgetpu.run_compiler(info.path, compiler)
         except Exception as err:  # the compiler's own failure is a verdict, not a crash
-            out.append(Verdict("compiler", FAIL, str(err).splitlines()[0]))
+            out.append(Verdict("compiler", FAIL, error_line(err)))
             return out, part, None
         out.append(Verdict("compiler", PASS if not log.cpu_ops else WARN,
                            f"edgetpu_compiler {log.version}: {log.tpu_ops} ops on the Edge TPU, {log.cpu_ops} on the CPU"))
@@ -192,7 +193,7 @@ def npu_rules(info: ArtifactInfo, profile: DeviceProfile) -> list[Verdict]:
     try:
         core.compile_model(core.read_model(info.path), device)
     except Exception as err:  # the plugin's refusal is the verdict
-        return [Verdict("op support", FAIL, f"compiling on {device} failed: {str(err).strip().splitlines()[0]}")]
+        return [Verdict("op support", FAIL, f"compiling on {device} failed: {error_line(err)}")]
     name = core.get_property(device, "FULL_DEVICE_NAME")
     return [Verdict("op support", PASS, f"compiles on {device} ({name})")]
 
@@ -204,7 +205,7 @@ def runtime_rule(info: ArtifactInfo) -> Verdict:
     try:
         runner = importlib.import_module(BACKENDS[info.format]).load(info.path, 1)
     except Exception as err:  # a missing kernel / plugin error is the verdict
-        return Verdict("op support", FAIL, f"does not load: {str(err).strip().splitlines()[0]}")
+        return Verdict("op support", FAIL, f"does not load: {error_line(err)}")
     return Verdict("op support", PASS, f"every op loads in {runner.runtime} on this host")
 
 

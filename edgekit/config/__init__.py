@@ -51,7 +51,7 @@ def list_devices(folder: Path = DEVICES_DIR) -> list[str]:
 def device_path(name_or_path: str | Path, folder: Path = DEVICES_DIR) -> Path:
     """The YAML file of a built-in profile name, or the given path to a profile file."""
     text = str(name_or_path)
-    if text.endswith((".yaml", ".yml")) or "/" in text:
+    if text.lower().endswith((".yaml", ".yml")) or "/" in text:
         return Path(text)
     path = folder / f"{text}.yaml"
     if not path.is_file():
@@ -90,26 +90,27 @@ def load_recipe(path: str | Path, device: str | None = None) -> Recipe:
     source = recipe.model.source
     if source not in {a.name for a in ALIASES}:
         folder = (path.parent / Path(source).expanduser()).resolve()
-        if not folder.is_dir():
+        if not source.strip() or not folder.is_dir():  # "" would be the recipe's own folder
             names = ", ".join(a.name for a in ALIASES)
+            where = f" (no such folder: {folder})" if source.strip() else ""
             raise ConfigError(f"{path}: model.source: expected a built-in model ({names}) or an existing "
-                              f"folder, got {source!r} (no such folder: {folder})")
+                              f"folder, got {source!r}{where}")
         recipe = dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, source=str(folder)))
-    name = device or recipe.device
+    name = device if device is not None else recipe.device  # --device "" is refused, not ignored
     if name is not None:
         from edgekit.config.device_fit import fit_recipe
 
         try:
             profile = load_device(name)
         except ConfigError as err:
-            raise ConfigError(f"--device: {err}" if device else f"{path}: device: {err}") from None
+            raise ConfigError(f"--device: {err}" if device is not None else f"{path}: device: {err}") from None
         recipe = fit_recipe(recipe, profile, raw.get("export") or {}, path)
     alias = next((a for a in ALIASES if a.name == recipe.model.source), None)
     folder = alias.folder() if alias else Path(recipe.model.source)
     if folder is not None:  # None: a built-in model not installed, which training names
         from edgekit.config.model_fit import check_model
 
-        check_model(recipe, folder, path)
+        recipe = check_model(recipe, folder, path, seq_len_written="seq_len" in (raw.get("export") or {}))
     return recipe
 
 

@@ -14,6 +14,7 @@ import dataclasses
 import difflib
 import enum
 import math
+import reprlib
 import types
 import typing
 from pathlib import Path
@@ -87,15 +88,35 @@ def check_ranges(section: Any) -> None:
         require(bounds is None or value is None or value in bounds, f.name, f"expected {bounds}, got {value}")
 
 
+class _Loader(yaml.SafeLoader):
+    """``yaml.safe_load``, but a key written twice in one mapping is an error: YAML keeps the
+    last silently, so ``seed: 3`` ... ``seed: 5`` would train with 5. Merge keys (``<<: *base``)
+    still override what they bring in."""
+
+    def compose_mapping_node(self, anchor):
+        node = super().compose_mapping_node(anchor)
+        first: dict[tuple[str, str], yaml.Node] = {}
+        for key, _ in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                seen = first.setdefault((key.tag, key.value), key)
+                if seen is not key:
+                    raise yaml.MarkedYAMLError(problem=f"duplicate key {key.value!r} (first at line "
+                                                       f"{seen.start_mark.line + 1}; expected each key once)",
+                                               problem_mark=key.start_mark)
+        return node
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """The mapping at the top of a YAML file; syntax errors become one-line ConfigErrors."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 - a SafeLoader
     except UnicodeDecodeError as err:
         raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except RecursionError:  # the composer recurses once per nesting level
+        raise ConfigError(f"{path}: invalid YAML: nested too deeply (expected a recipe or device profile)") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -113,10 +134,16 @@ def load_dataclass(cls: type[T], path: str | Path, data: dict[str, Any] | None =
     return _Builder(path).build(cls, raw, "")
 
 
+_REPR = reprlib.Repr()  # keyword arguments need Python 3.12
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 2, 4, 4, 40, 40
+
+
 def _describe(value: Any) -> str:
+    """``type value``, at most 40 characters: bounded work too, since YAML aliases can make a value
+    that is small in the file and billions of items when printed."""
     if value is None:
         return "nothing (null)"
-    text = repr(value)
+    text = _REPR.repr(value)
     text = text if len(text) <= 40 else text[:37] + "..."
     return f"{type(value).__name__} {text}"
 
@@ -193,7 +220,7 @@ class _Builder:
             try:
                 return tp(value)
             except ValueError:
-                close = difflib.get_close_matches(str(value), [m.value for m in tp], n=1)
+                close = difflib.get_close_matches(value, [m.value for m in tp], n=1) if isinstance(value, str) else []
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise self.fail(key, f"expected {_type_name(tp)}, got {_describe(value)}{hint}") from None
         if tp is Path:

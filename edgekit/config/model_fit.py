@@ -8,6 +8,7 @@ calls ``check_model``: one place for every check that needs the model.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -17,9 +18,14 @@ from edgekit.config.recipe import Recipe
 from edgekit.errors import ConfigError, EdgekitError
 
 
-def check_model(recipe: Recipe, folder: Path, where: Path) -> None:
+def check_model(recipe: Recipe, folder: Path, where: Path, *, seq_len_written: bool = True) -> Recipe:
     """Raise ``ConfigError`` (naming ``where``, the recipe file, and the key) for the first
-    setting of ``recipe`` that its model in ``folder`` cannot take."""
+    setting of ``recipe`` that its model in ``folder`` cannot take.
+
+    Returns the recipe, with what it leaves out fitted to the model: ``export.seq_len`` (unless
+    ``seq_len_written``) at most the model's positions, and ``data.labels`` the classifier's own
+    when it trains from the model's head as is, so that the data's labels map onto the head's
+    rows by name or index, never by their sorted order."""
     from edgekit.models.bert_config import BertConfig
     from edgekit.models.checkpoint import CONFIG_FILE
     from edgekit.models.files import read_json_object
@@ -35,9 +41,9 @@ def check_model(recipe: Recipe, folder: Path, where: Path) -> None:
         text = str(err) if str(err).startswith(str(folder)) else f"{folder / CONFIG_FILE}: {err}"
         raise refuse("model.source", text) from None
     positions = teacher.max_position_embeddings
-    if recipe.model.max_length > positions:
-        raise refuse("model.max_length", f"expected at most the model's {positions} positions "
-                                         f"(max_position_embeddings), got {recipe.model.max_length}")
+    if recipe.export is not None and not seq_len_written and recipe.export.seq_len > positions:
+        recipe = dataclasses.replace(recipe, export=dataclasses.replace(recipe.export, seq_len=positions))
+    _check_lengths(recipe, positions, "the model's", refuse)
     classify = recipe.task is Task.TEXT_CLASSIFICATION
     trained = {"distill", "prune"} & set(recipe.stages)
     if classify and recipe.finetune is None and trained:
@@ -49,6 +55,11 @@ def check_model(recipe: Recipe, folder: Path, where: Path) -> None:
         if labels and len(labels) != teacher.num_labels:
             raise refuse("data.labels", f"expected the model's {teacher.num_labels} labels "
                                         f"({', '.join(teacher.id2label)}), got {len(labels)}")
+        if labels and set(labels) == set(teacher.id2label) and labels != teacher.id2label:
+            raise refuse("data.labels", f"expected the model's labels in the order of its classifier rows "
+                                        f"({', '.join(teacher.id2label)}), got {', '.join(labels)}")
+        if not labels and teacher.num_labels > 1 and recipe.data is not None and recipe.data.label_column:
+            recipe = dataclasses.replace(recipe, data=dataclasses.replace(recipe.data, labels=teacher.id2label))
     student = teacher
     if recipe.distill is not None:
         student = _check_student(recipe, teacher, refuse)
@@ -61,6 +72,36 @@ def check_model(recipe: Recipe, folder: Path, where: Path) -> None:
                 which = "none" if removed < 1 else f"all {units}"
                 raise refuse(f"prune.{key}", f"{fraction} of the model's {units} {what} per layer removes {which}; "
                                              f"expected a fraction that removes 1..{units - 1}")
+    return recipe
+
+
+def check_export_model(recipe: Recipe, folder: Path, where: Path | None) -> None:
+    """Refuse a recipe whose token lengths do not fit ``folder`` (``export --model``: the model
+    exported in place of the recipe's own, which ``check_model`` checked)."""
+    from edgekit.models.bert_config import BertConfig
+    from edgekit.models.checkpoint import CONFIG_FILE
+    from edgekit.models.files import read_json_object
+
+    def refuse(key: str, message: str) -> ConfigError:
+        return ConfigError(f"{where or 'recipe'}: {key}: {message}")
+
+    try:
+        config = BertConfig.from_hf(read_json_object(folder / CONFIG_FILE))
+    except EdgekitError as err:
+        raise ConfigError(str(err) if str(err).startswith(str(folder)) else f"{folder / CONFIG_FILE}: {err}") from None
+    _check_lengths(recipe, config.max_position_embeddings, f"--model {folder}'s", refuse)
+
+
+def _check_lengths(recipe: Recipe, positions: int, whose: str, refuse) -> None:
+    """``model.max_length`` and ``export.seq_len`` within the position table: longer inputs index
+    past it (an error in one runtime, garbage in another)."""
+    lengths = [("model.max_length", recipe.model.max_length)]
+    if recipe.export is not None:
+        lengths.append(("export.seq_len", recipe.export.seq_len))
+    for key, length in lengths:
+        if length > positions:
+            raise refuse(key, f"expected at most {whose} {positions} positions (max_position_embeddings), "
+                              f"got {length}")
 
 
 def _check_student(recipe: Recipe, teacher, refuse):

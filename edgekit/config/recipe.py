@@ -80,6 +80,11 @@ class DataSection:
         else:
             require(self.hf_dataset is None, "hf_dataset", "expected no hf_dataset unless format is 'hf'")
         require(len(set(self.labels)) == len(self.labels), "labels", f"expected distinct names, got {list(self.labels)}")
+        named = [("text_column", self.text_column), ("text_pair_column", self.text_pair_column),
+                 ("label_column", self.label_column)]
+        for i, (key, column) in enumerate(named):  # one column read twice: labels that are the texts
+            twin = next((k for k, c in named[:i] if column is not None and c == column), None)
+            require(twin is None, key, f"expected a column other than {twin}'s, got {column!r}")
 
 
 @dataclass(frozen=True)
@@ -254,6 +259,10 @@ class Recipe:
 
     def __post_init__(self):
         check_ranges(self)
+        name = self.name
+        plain = name == name.strip() and name not in ("", ".", "..") and not set("/\\\0") & set(name)
+        require(plain, "name", f"expected a plain name without slashes (the export goes to edgekit-out/<name>), "
+                               f"got {name!r}")
         classify = self.task is Task.TEXT_CLASSIFICATION
         if self.finetune is not None:
             require(classify, "finetune", "expected task 'text-classification' for a finetune stage")
@@ -262,6 +271,13 @@ class Recipe:
         if self.distill is not None and not classify:
             require(self.distill.unlabeled_text is not None or self.data is not None, "distill.unlabeled_text",
                     "expected unlabeled text (or a data section) to distil a feature-extraction model")
+        if self.distill is not None and self.distill.unlabeled_text is not None:
+            require(self.data is None or self.data.train is None, "distill.unlabeled_text",
+                    "expected only without data.train (distillation trains on data.train, so this file "
+                    "would be ignored)")
+        if classify and self.data is not None:
+            require(len(self.data.labels) != 1, "data.labels",
+                    f"expected at least 2 label names for text-classification, got {list(self.data.labels)}")
         transfer = self.prune.recovery_distill if self.prune is not None else None
         if transfer is not None and transfer.teacher is RecoveryTeacher.TEACHER:
             require(self.distill is not None, "prune.recovery_distill.teacher",

@@ -134,6 +134,9 @@ def _read_table(path: Path, section: DataSection, tsv: bool) -> _Rows:
     for column in out.columns():
         if column not in header:
             raise _error(path, header_line, f"missing column {column!r}", f"the header has {_listing(header)}")
+        if header.count(column) > 1:  # which one was meant? never silently the first
+            raise _error(path, header_line, f"column {column!r} named {header.count(column)} times",
+                         "expected each column of the header once")
     index = [header.index(c) if c else None for c in (section.text_column, section.text_pair_column,
                                                        section.label_column)]
     kind = "tab-separated" if tsv else "comma-separated"
@@ -158,6 +161,8 @@ def _read_jsonl(path: Path, section: DataSection) -> _Rows:
         except json.JSONDecodeError as err:
             raise _error(path, line, f"invalid JSON: {err.msg} at column {err.colno}",
                          "expected one JSON object per line") from None
+        except RecursionError:  # the decoder recurses once per nesting level
+            raise _error(path, line, "JSON nested too deeply", "expected one JSON object per line") from None
         if not isinstance(obj, dict):
             raise _error(path, line, f"found {_show(obj)}", "expected one JSON object per line")
         for key in out.columns():
@@ -235,6 +240,10 @@ def _infer_labels(section: DataSection, rows: _Rows, split: str) -> _Labels:
     if rows.class_names:
         return _Labels(rows.class_names, None)
     values = set(rows.labels)
+    if len(values) == 1:  # a one-class classifier is right by construction: loss 0, accuracy 1.0
+        raise _error(rows.where, None, f"every row has the label {values.pop()!r}",
+                     f"expected at least 2 classes in {rows.kind} {section.label_column!r}; name them all in "
+                     "data.labels, or set label_column: null for unlabeled text")
     if all(_INTEGER.fullmatch(v) for v in values):
         return _Labels(tuple(sorted(values, key=int)), split)
     return _Labels(tuple(sorted(values)), split)
@@ -268,10 +277,28 @@ def _dataset(rows: _Rows, labels: _Labels | None) -> TextDataset:
     return TextDataset(tuple(rows.texts), labels.encode(rows), labels.names, rows.where, pairs)
 
 
+def _check_held_out(rows: dict[str, _Rows]) -> None:
+    """Refuse a validation or test split whose every text is also in train (the same file named
+    twice, or a copy): its accuracy would measure memorisation, silently optimistic."""
+    if "train" not in rows:
+        return
+
+    def keys(r: _Rows) -> list:
+        return list(zip(r.texts, r.pairs)) if r.pairs is not None else r.texts
+
+    seen = set(keys(rows["train"]))
+    for split in ("validation", "test"):
+        if split in rows and all(k in seen for k in keys(rows[split])):
+            raise _error(rows[split].where, None, f"every one of its {len(rows[split].texts)} texts is also in "
+                         f"the train split {rows['train'].where}", "expected text held out from training; to measure "
+                         "on the training data, drop this split and use evaluation.split: train")
+
+
 def load_splits(section: DataSection) -> dict[str, TextDataset]:
     """Every split the section names (for hf: that the dataset has), sharing one set of label names."""
     present = _present(section)
     rows = {split: _read(section, split) for split in present}
+    _check_held_out(rows)
     labels = None
     if section.label_column and present:
         labels = _infer_labels(section, rows[present[0]], present[0])

@@ -31,18 +31,24 @@ class ExportOutcome:
 
 
 def with_data_dir(recipe: Recipe, folder: Path) -> Recipe:
-    """The recipe with every data split re-rooted in ``folder`` (same file names)."""
-    if recipe.data is None:
-        raise ConfigError("--data: the recipe has no data section to re-root")
-    changes = {}
-    for split in ("train", "validation", "test"):
-        path = getattr(recipe.data, split)
-        if path is not None:
-            moved = Path(folder) / path.name
-            if not moved.is_file():
-                raise ConfigError(f"--data {folder}: data.{split}: no file {path.name} there")
-            changes[split] = moved.resolve()
-    return dataclasses.replace(recipe, data=dataclasses.replace(recipe.data, **changes))
+    """The recipe with every data file (the splits, the distillation text) re-rooted in ``folder``
+    (same file names); one it would leave where it was, or a recipe with none, is refused."""
+    def moved(key: str, path: Path) -> Path:
+        there = Path(folder) / path.name
+        if not there.is_file():
+            raise ConfigError(f"--data {folder}: {key}: no file {path.name} there")
+        return there.resolve()
+
+    data, distill = recipe.data, recipe.distill
+    splits = {split: moved(f"data.{split}", getattr(data, split)) for split in ("train", "validation", "test")
+              if data is not None and getattr(data, split) is not None}
+    if splits:
+        data = dataclasses.replace(data, **splits)
+    if distill is not None and distill.unlabeled_text is not None:
+        distill = dataclasses.replace(distill, unlabeled_text=moved("distill.unlabeled_text", distill.unlabeled_text))
+    if data is recipe.data and distill is recipe.distill:
+        raise ConfigError("--data: the recipe names no data file to re-root (a Hugging Face dataset stays as it is)")
+    return dataclasses.replace(recipe, data=data, distill=distill)
 
 
 def _model_facts(stage) -> dict:
@@ -83,6 +89,10 @@ def export_recipe(recipe: Recipe, *, out: Path | None = None, model: Path | None
     if not targets:
         wanted = ", ".join(f.value for f in formats or ())
         raise ConfigError(f"--targets {wanted}: none of the recipe's export targets has that format")
+    if model is not None:
+        from edgekit.config.model_fit import check_export_model
+
+        check_export_model(recipe, Path(model), recipe_file)
     out = Path(out) if out is not None else Path("edgekit-out") / recipe.name
     claim_out(out, _inputs(recipe, recipe_file, model, cache_root))
     facts = {"device": recipe.device} if recipe.device else {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,8 @@ from edgekit.models.files import json_kind, json_value
 
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "swish")
 POOLINGS = ("cls", "mean", "pooler")
+# Lowest padding bias (the recipe's quantize.mask_bias has the same range).
+MASK_BIAS_MIN = -1e9
 
 # HF config.json key -> BertConfig field. Keys not listed keep their HF names.
 _HF_KEYS = {
@@ -72,8 +75,13 @@ class BertConfig:
         for name, low in _MINIMUMS.items():
             if getattr(self, name) < low:
                 raise ModelLoadError(f"{_HF_NAMES.get(name, name)} must be at least {low}, got {getattr(self, name)}")
-        if not self.layer_norm_eps > 0:
-            raise ModelLoadError(f"layer_norm_eps must be > 0, got {self.layer_norm_eps}")
+        if not 0 <= self.pad_token_id < self.vocab_size:  # transformers refuses such a padding_idx
+            raise ModelLoadError(f"pad_token_id must be in 0..{self.vocab_size - 1} (vocab_size {self.vocab_size}), "
+                                 f"got {self.pad_token_id}")
+        if not 0 < self.layer_norm_eps < math.inf:
+            raise ModelLoadError(f"layer_norm_eps must be a finite number > 0, got {self.layer_norm_eps}")
+        if not MASK_BIAS_MIN <= self.mask_bias < 0:  # 0, positive or NaN: padding is attended to, or all is NaN
+            raise ModelLoadError(f"edgekit.mask_bias must be in [{MASK_BIAS_MIN:g}, 0), got {self.mask_bias}")
         for name in ("hidden_dropout", "attention_dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise ModelLoadError(f"{_HF_NAMES[name]} must be in [0, 1), got {getattr(self, name)}")
@@ -167,17 +175,13 @@ class BertConfig:
         edgekit = hf.get("edgekit", {})
         if not isinstance(edgekit, dict):
             raise ModelLoadError(f"edgekit: expected an object, got {json_kind(edgekit)}")
-        own = {k: v for k, v in edgekit.items() if k in _EDGEKIT_KEYS}
-        _check_types(own, "edgekit.")
-        values.update(own)
+        unknown = next((k for k in edgekit if k not in _EDGEKIT_KEYS), None)
+        if unknown is not None:  # a misspelt key would silently keep the default
+            raise ModelLoadError(f"edgekit.{unknown}: unknown key (expected {', '.join(_EDGEKIT_KEYS)})")
+        _check_types(edgekit, "edgekit.")
+        values.update(edgekit)
         if num_labels:
-            id2label = hf.get("id2label") or {}
-            if not isinstance(id2label, dict):
-                raise ModelLoadError(
-                    f"id2label: expected an object mapping label ids to names, got {json_kind(id2label)}")
-            values["id2label"] = tuple(
-                str(id2label.get(str(i), id2label.get(i, f"LABEL_{i}"))) for i in range(num_labels)
-            )
+            values["id2label"] = _read_id2label(hf, num_labels)
         missing = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING and f.name not in values]
         if missing:
             names = ", ".join(_HF_NAMES.get(m, m) for m in missing)
@@ -217,6 +221,29 @@ def _check_types(values: dict[str, Any], prefix: str = "") -> None:
         value = values[f.name]
         if isinstance(value, bool) != (bool in allowed) or not isinstance(value, allowed):
             raise ModelLoadError(f"{prefix}{_HF_NAMES.get(f.name, f.name)}: expected {word}, got {json_value(value)}")
+
+
+def _read_id2label(hf: dict[str, Any], rows: int) -> tuple[str, ...]:
+    """The names of a ``rows``-output classifier: ``id2label`` must name exactly ids 0..rows-1, each
+    differently (predictions are keyed by name), or be absent (``LABEL_0``...)."""
+    declared = hf.get("num_labels", rows)
+    if declared != rows:
+        raise ModelLoadError(f"num_labels: expected {rows} (the classifier's rows), got {json_value(declared)}")
+    id2label = hf.get("id2label")
+    if not id2label:
+        return tuple(f"LABEL_{i}" for i in range(rows))
+    if not isinstance(id2label, dict):
+        raise ModelLoadError(f"id2label: expected an object mapping label ids to names, got {json_kind(id2label)}")
+    if sorted(id2label, key=lambda k: (len(k), k)) != [str(i) for i in range(rows)]:
+        ids = ", ".join(list(id2label)[:8]) + (", ..." if len(id2label) > 8 else "")
+        raise ModelLoadError(f"id2label: expected the ids 0..{rows - 1} (the classifier's {rows} rows), got {ids}")
+    names = tuple(id2label[str(i)] for i in range(rows))
+    for i, name in enumerate(names):
+        if not isinstance(name, str) or not name.strip():
+            raise ModelLoadError(f"id2label.{i}: expected a label name, got {json_value(name)}")
+        if name in names[:i]:
+            raise ModelLoadError(f"id2label.{i}: {name!r} also names label {names.index(name)}; expected distinct names")
+    return names
 
 
 def _read_pruned_heads(pruned: Any, values: dict[str, Any]) -> dict[str, Any]:

@@ -59,7 +59,11 @@ def read_weights(folder: Path) -> dict[str, np.ndarray]:
             raise ModelLoadError(f"{path}: cannot read safetensors file ({first_line(err)})") from None
         for name, value in tensors.items():
             key = name.removeprefix("bert.")
-            weights[key] = value.astype(np.float32) if value.dtype.kind == "f" else value
+            if key in weights:  # which of the two would fill the model depends on the order of reading
+                raise ModelLoadError(f"{path}: tensor {key!r} is in the checkpoint twice (with and without the "
+                                     "'bert.' prefix, or in two shards); expected it once")
+            floating = value.dtype.kind == "f" or value.dtype.name == "bfloat16"  # numpy has no bf16 kind
+            weights[key] = value.astype(np.float32) if floating else value
     return weights
 
 
@@ -113,6 +117,16 @@ def read_config(folder: Path, weights: dict[str, np.ndarray], pooling: str | Non
         config = BertConfig.from_hf(hf, num_labels=0 if head is None else int(head.shape[0]))
     except ModelLoadError as err:
         raise ModelLoadError(f"{path}: {err}") from None
+    # Either would answer silently wrongly: embeddings instead of labels, or a token / multiple-choice
+    # head applied to the sentence vector.
+    architectures = [a for a in hf.get("architectures") or [] if isinstance(a, str)]
+    sentence = next((a for a in architectures if a.endswith("ForSequenceClassification")), None)
+    if sentence and head is None:
+        raise ModelLoadError(f"{path}: architectures: {sentence} needs a classifier head, but the weights "
+                             "have no classifier.weight (expected BertModel for an encoder)")
+    if architectures and head is not None and not sentence:
+        raise ModelLoadError(f"{path}: architectures: {architectures[0]}: its classifier.weight is not a sentence "
+                             "classifier (edgekit reads BertModel and BertForSequenceClassification checkpoints)")
     if "pooling" not in hf.get("edgekit", {}):
         found = _sentence_transformers_pooling(folder)
         if found is not None:
@@ -124,24 +138,25 @@ def read_config(folder: Path, weights: dict[str, np.ndarray], pooling: str | Non
     return config
 
 
-def assign_weights(model, config: BertConfig, weights: dict[str, np.ndarray], source: Path) -> None:
-    """Fill ``model`` (from ``build_encoder(config)``) with HF tensors; every tensor must be used."""
+def check_weights(config: BertConfig, weights: dict[str, np.ndarray], source: Path) -> None:
+    """Refuse, before TensorFlow builds (and allocates) the model that ``config`` describes, HF
+    tensors that would not fill it exactly: each one present, of its shape, float and finite
+    (integer weights would be cast without their scales, NaN would make every output NaN), and
+    every tensor used."""
     used = set()
     for slot in weight_slots(config):
-        layer = model.get_layer(slot.layer)
-        values = []
-        for name, current in zip(slot.hf_names, layer.get_weights()):
+        for name, shape in zip(slot.hf_names, slot.shapes):
             if name not in weights:
                 raise ModelLoadError(f"{source}: missing tensor {name!r} for a {config.num_layers}-layer model")
-            value = weights[name].T if slot.transpose else weights[name]
-            if value.shape != current.shape:
-                raise ModelLoadError(
-                    f"{source}: tensor {name!r} has shape {tuple(weights[name].shape)}, config.json implies "
-                    f"{tuple(current.T.shape if slot.transpose else current.shape)}"
-                )
-            values.append(value)
+            value = weights[name]
+            if value.shape != shape:
+                raise ModelLoadError(f"{source}: tensor {name!r} has shape {tuple(value.shape)}, config.json "
+                                     f"implies {shape}")
+            if value.dtype.kind != "f":
+                raise ModelLoadError(f"{source}: tensor {name!r} is {value.dtype}, expected floating point weights")
+            if not np.isfinite(value).all():
+                raise ModelLoadError(f"{source}: tensor {name!r} holds NaN or infinite values")
             used.add(name)
-        layer.set_weights(values)
     unused = sorted(
         n for n in weights
         if n not in used and not n.startswith(_IGNORED_PREFIXES) and not n.startswith("pooler.")
@@ -151,6 +166,13 @@ def assign_weights(model, config: BertConfig, weights: dict[str, np.ndarray], so
             f"{source}: unexpected tensors {', '.join(unused[:4])}{' ...' if len(unused) > 4 else ''} "
             "(edgekit reads BertModel and BertForSequenceClassification checkpoints)"
         )
+
+
+def assign_weights(model, config: BertConfig, weights: dict[str, np.ndarray]) -> None:
+    """Fill ``model`` (from ``build_encoder(config)``) with HF tensors that fit it (``check_weights``)."""
+    for slot in weight_slots(config):
+        values = [weights[name].T if slot.transpose else weights[name] for name in slot.hf_names]
+        model.get_layer(slot.layer).set_weights(values)
 
 
 def unpruned_config(config: BertConfig) -> BertConfig:

@@ -8,7 +8,8 @@ from typing import Any
 
 from edgekit.atomic import atomic_dir
 from edgekit.models.bert_config import BertConfig
-from edgekit.models.checkpoint import CONFIG_FILE, assign_weights, read_config, read_weights, write_checkpoint
+from edgekit.models.checkpoint import (CONFIG_FILE, assign_weights, check_weights, read_config, read_weights,
+                                       write_checkpoint)
 from edgekit.models.registry import resolve_model
 from edgekit.models.tokenizer import TextTokenizer
 
@@ -53,7 +54,8 @@ def load_pretrained(
     config = read_config(folder, weights, pooling=pooling)
     tokenizer = TextTokenizer(folder)
     tokenizer.check_fits(config.vocab_size, folder / CONFIG_FILE)
+    check_weights(config, weights, folder)
     from edgekit.models.encoder import build_encoder  # TensorFlow only once the files check out
     model = build_encoder(config, output_hidden_states=output_hidden_states, output_attentions=output_attentions)
-    assign_weights(model, config, weights, folder)
+    assign_weights(model, config, weights)
     return Pretrained(config=config, model=model, tokenizer=tokenizer, source=folder)

@@ -11,41 +11,51 @@ from edgekit.models.bert_config import BertConfig
 class WeightSlot:
     """One Keras layer and the HF tensors that fill its weights, in ``get_weights()`` order.
 
-    HF stores Dense kernels as [out, in]; Keras as [in, out], hence ``transpose``. Tensors of
-    the base model carry a ``bert.`` prefix inside task models; heads (``in_base_model=False``)
-    never do.
+    HF stores Dense kernels as [out, in]; Keras as [in, out], hence ``transpose``. ``shapes``
+    are the HF tensors' shapes, so a checkpoint can be checked before TensorFlow builds (and
+    allocates) a model from its config.json. Tensors of the base model carry a ``bert.`` prefix
+    inside task models; heads (``in_base_model=False``) never do.
     """
 
     layer: str
     hf_names: tuple[str, ...]
+    shapes: tuple[tuple[int, ...], ...]
     transpose: bool = False
     in_base_model: bool = True
 
 
 def weight_slots(config: BertConfig) -> list[WeightSlot]:
     """The complete weight layout of ``build_encoder(config)`` (HF names without ``bert.``)."""
+    h, a, f = config.hidden_size, config.all_head_size, config.intermediate_size
+    norm = ((h,), (h,))
+
+    def dense(layer: str, path: str, out: int, into: int, **kw) -> WeightSlot:
+        return WeightSlot(layer, (f"{path}.weight", f"{path}.bias"), ((out, into), (out,)), True, **kw)
+
     slots = [
-        WeightSlot("word_embeddings", ("embeddings.word_embeddings.weight",)),
-        WeightSlot("position_embeddings", ("embeddings.position_embeddings.weight",)),
-        WeightSlot("embeddings_layer_norm", ("embeddings.LayerNorm.weight", "embeddings.LayerNorm.bias")),
+        WeightSlot("word_embeddings", ("embeddings.word_embeddings.weight",), ((config.vocab_size, h),)),
+        WeightSlot("position_embeddings", ("embeddings.position_embeddings.weight",),
+                   ((config.max_position_embeddings, h),)),
+        WeightSlot("embeddings_layer_norm", ("embeddings.LayerNorm.weight", "embeddings.LayerNorm.bias"), norm),
     ]
     if config.type_vocab_size:
-        slots.append(WeightSlot("token_type_embeddings", ("embeddings.token_type_embeddings.weight",)))
+        slots.append(WeightSlot("token_type_embeddings", ("embeddings.token_type_embeddings.weight",),
+                                ((config.type_vocab_size, h),)))
     for i in range(config.num_layers):
         hf = f"encoder.layer.{i}."
-        for name, path in (
-            ("query", "attention.self.query"),
-            ("key", "attention.self.key"),
-            ("value", "attention.self.value"),
-            ("attention_output", "attention.output.dense"),
-            ("intermediate", "intermediate.dense"),
-            ("output", "output.dense"),
+        for name, path, out, into in (
+            ("query", "attention.self.query", a, h),
+            ("key", "attention.self.key", a, h),
+            ("value", "attention.self.value", a, h),
+            ("attention_output", "attention.output.dense", h, a),
+            ("intermediate", "intermediate.dense", f, h),
+            ("output", "output.dense", h, f),
         ):
-            slots.append(WeightSlot(f"layer_{i}_{name}", (f"{hf}{path}.weight", f"{hf}{path}.bias"), True))
+            slots.append(dense(f"layer_{i}_{name}", hf + path, out, into))
         for name, path in (("attention_layer_norm", "attention.output.LayerNorm"), ("output_layer_norm", "output.LayerNorm")):
-            slots.append(WeightSlot(f"layer_{i}_{name}", (f"{hf}{path}.weight", f"{hf}{path}.bias")))
+            slots.append(WeightSlot(f"layer_{i}_{name}", (f"{hf}{path}.weight", f"{hf}{path}.bias"), norm))
     if config.pooling == "pooler":
-        slots.append(WeightSlot("pooler", ("pooler.dense.weight", "pooler.dense.bias"), True))
+        slots.append(dense("pooler", "pooler.dense", h, h))
     if config.num_labels:
-        slots.append(WeightSlot("classifier", ("classifier.weight", "classifier.bias"), True, in_base_model=False))
+        slots.append(dense("classifier", "classifier", config.num_labels, h, in_base_model=False))
     return slots

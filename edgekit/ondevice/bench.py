@@ -160,6 +160,8 @@ MANIFEST_SCHEMA = {"inputs": list, "max_length": int, "tokenizer": list, "digest
 ROW_SCHEMAS = {"inputs": {"name": str}, "artifacts": {"path": str, "format": str, "precision": str, "status": str,
                                                       "files": list}}
 DIGEST_SCHEMA = {"bytes": int, "sha256": str}
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")  # what this script can feed
+FORMAT_SUFFIXES = {"tflite": ".tflite", "onnx": ".onnx", "openvino": ".xml"}
 
 
 def manifest_problems(doc) -> list:
@@ -173,12 +175,52 @@ def manifest_problems(doc) -> list:
         age = "an older" if isinstance(version, int) and version < MANIFEST_VERSION else "another"
         return [f"edgekit_manifest {version!r} was written by {age} edgekit (this one reads {MANIFEST_VERSION}); "
                 "re-export the folder"]
-    problems = [p.lstrip(".") for p in _check(doc, MANIFEST_SCHEMA, "")]
+    problems = [p.lstrip(".") for p in schema_problems(doc, MANIFEST_SCHEMA, "")]
     if problems:
         return problems
     rows = [(f"{key}[{i}]", row, rule) for key, rule in ROW_SCHEMAS.items() for i, row in enumerate(doc[key])]
     rows += [(f"digests[{name!r}]", digest, DIGEST_SCHEMA) for name, digest in doc["digests"].items()]
-    return [p for where, row, rule in rows for p in _check(row, rule, where)]
+    return [p for where, row, rule in rows for p in schema_problems(row, rule, where)] or _content_problems(doc)
+
+
+def _inside(name) -> bool:
+    """``name`` is a plain file name: the export writes every file flat in its folder (a path
+    with a folder, ``..`` or absolute would load, or verify, a file elsewhere)."""
+    return isinstance(name, str) and name not in ("", ".", "..") and Path(name).name == name
+
+
+def _content_problems(doc: dict) -> list:
+    """What the types cannot say: every file name is inside the folder, an artifact's ``files``
+    hold what runs (so what is verified is what is loaded), its format matches its suffix, each
+    artifact is listed once, digests are sizes and sha256 hex (else a hand edit reads as a changed
+    file), the inputs are ones this script feeds and ``max_length`` can hold [CLS] and [SEP]."""
+    names = [("tokenizer", n) for n in doc["tokenizer"]] + [("digests", n) for n in doc["digests"]]
+    names += [("labels_file", doc["labels_file"])] if "labels_file" in doc else []
+    problems = []
+    for i, row in enumerate(doc["artifacts"]):
+        where, suffix = f"artifacts[{i}]", FORMAT_SUFFIXES.get(row["format"])
+        names += [(f"{where}.path", row["path"])] + [(f"{where}.files", n) for n in row["files"]]
+        if suffix is None:
+            problems.append(f"{where}.format: expected one of {', '.join(FORMAT_SUFFIXES)}, got {row['format']!r}")
+        elif not row["path"].endswith(suffix):
+            problems.append(f"{where}.path: expected a {suffix} file for format {row['format']}, got {row['path']!r}")
+        runs = [row["path"]] + ([row["path"][:-len(suffix)] + ".bin"] if suffix == ".xml" else [])
+        unlisted = [n for n in runs if n not in row["files"]]
+        if row["status"] == "ok" and unlisted:
+            problems.append(f"{where}.files: expected to list {', '.join(unlisted)} (the files that run)")
+    problems = [f"{key}: expected a file name in the export folder (no path), got {name!r}"
+                for key, name in names if not _inside(name)] + problems
+    problems += [f"digests[{name!r}]: expected bytes >= 0 and sha256 as 64 lowercase hex digits, got {digest['bytes']} "
+                 f"and {digest['sha256']!r}" for name, digest in doc["digests"].items()
+                 if digest["bytes"] < 0 or not re.fullmatch("[0-9a-f]{64}", digest["sha256"])]
+    paths = [row["path"] for row in doc["artifacts"]]
+    problems += [f"artifacts[{i}].path: {path!r} is listed twice" for i, path in enumerate(paths) if path in paths[:i]]
+    inputs = [i["name"] for i in doc["inputs"]]
+    if "input_ids" not in inputs or not set(inputs) <= set(INPUT_NAMES):
+        problems.append(f"inputs: expected input_ids and optionally attention_mask, token_type_ids; got {inputs}")
+    if doc["max_length"] < 2:
+        problems.append(f"max_length: expected a token count >= 2, got {doc['max_length']}")
+    return problems
 
 
 def read_manifest(folder: Path) -> dict:
@@ -228,11 +270,21 @@ def file_digest(path: Path) -> dict:
     return {"bytes": size, "sha256": h.hexdigest()}
 
 
-def loaded_files(manifest: dict, runs: list) -> list:
-    """Names of what a run loads, in the order read: the tokenizer files, labels.txt and the files
-    of each ``(entry, path)`` run whose path is the manifest's own (an Edge TPU build made on the
-    device from it is not in the manifest)."""
-    names = list(manifest["tokenizer"]) + ([manifest["labels_file"]] if manifest.get("labels_file") else [])
+def tokenizer_files(folder: Path) -> list:
+    """The names ``load_tokenizer`` reads in ``folder``: tokenizer.json when there is one, else
+    vocab.txt and tokenizer_config.json."""
+    folder = Path(folder)
+    if (folder / "tokenizer.json").is_file():
+        return ["tokenizer.json"]
+    return [name for name in ("vocab.txt", "tokenizer_config.json") if (folder / name).is_file()]
+
+
+def loaded_files(folder: Path, manifest: dict, runs: list) -> list:
+    """Names of what a run loads, in the order read: the tokenizer files (the manifest's and any
+    other the tokenizer would read), labels.txt and the files of each ``(entry, path)`` run whose
+    path is the manifest's own (an Edge TPU build made on the device from it is not in the manifest)."""
+    names = [*manifest["tokenizer"], *tokenizer_files(folder)]
+    names += [manifest["labels_file"]] if manifest.get("labels_file") else []
     for entry, path in runs:
         if entry["status"] == "ok" and Path(path).name == entry["path"]:
             names += entry["files"]
@@ -246,7 +298,8 @@ def verify_files(folder: Path, manifest: dict, names) -> None:
     for name in names:
         path, expected = Path(folder) / name, manifest["digests"].get(name)
         if expected is None:
-            raise BenchError(f"{path}: has no digest in {MANIFEST} (a manifest edited by hand? {fix})")
+            raise BenchError(f"{path}: has no digest in {MANIFEST} (added after export, or a manifest edited by hand? "
+                             f"{fix})")
         if not path.is_file():
             raise BenchError(f"{path}: missing (listed in {MANIFEST}; {fix})")
         if path.stat().st_size != expected["bytes"] or file_digest(path)["sha256"] != expected["sha256"]:
@@ -263,13 +316,23 @@ def artifact_file(folder: Path, entry: dict, edgetpu: bool) -> Path:
 
 def read_texts(path: Path, column: str = "sentence") -> list:
     """Texts from a .tsv (the named column, or the first) or a one-text-per-line file."""
-    lines = [line for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not lines:
-        raise BenchError(f"{path}: no texts")
-    head = lines[0].split("\t")
+    try:
+        lines = [line for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError as err:
+        raise BenchError(f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start})") from None
+    except OSError as err:
+        raise BenchError(f"{path}: cannot read texts ({err.strerror or err})") from None
+    head = lines[0].split("\t") if lines else []
     index = head.index(column) if column in head else 0
     rows = lines[1:] if column in head else lines
-    return [row.split("\t")[index] for row in rows if len(row.split("\t")) > index][:MAX_TEXTS]
+    texts = [row.split("\t")[index] for row in rows if len(row.split("\t")) > index][:MAX_TEXTS]
+    if not texts:
+        raise BenchError(f"{path}: no texts")
+    return texts
+
+
+def _object(value) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 def natural_texts(manifest: dict, folder: Path, explicit: Path | None = None,
@@ -277,13 +340,14 @@ def natural_texts(manifest: dict, folder: Path, explicit: Path | None = None,
     """(texts, source): ``explicit``, else the export's evaluation texts, else ``fallbacks``."""
     if explicit is not None:
         return read_texts(explicit), Path(explicit).name
-    data = manifest.get("recipe", {}).get("data") or {}
-    split = manifest.get("evaluation", {}).get("split", "test")
-    candidates = [Path(data[split])] if data.get(split) and data.get("format") == "tsv" else []
+    data = _object(_object(manifest.get("recipe")).get("data"))  # keys no reader needs: a hand edit may break them
+    file = data.get(str(_object(manifest.get("evaluation")).get("split", "test")))
+    column = data.get("text_column") if isinstance(data.get("text_column"), str) else "sentence"
+    candidates = [Path(file)] if isinstance(file, str) and file and data.get("format") == "tsv" else []
     candidates += [Path(folder) / TEXTS_FILE, *fallbacks]
     for path in candidates:
         if path.is_file():
-            return read_texts(path, data.get("text_column") or "sentence"), path.name
+            return read_texts(path, column), path.name
     raise BenchError("--seq-len natural needs texts: the export's evaluation file is not here; pass --texts FILE "
                      f"(one text per line or a .tsv), e.g. the {TEXTS_FILE} written by `edgekit bench-script`")
 
@@ -480,7 +544,7 @@ def make_inputs(folder: Path, manifest: dict, seq_len, texts: tuple | None = Non
     is given, else synthetic ids); ``"natural"``: each text at its own token count, or, without
     a tokenizer, one fixed input of synthetic ids (said so)."""
     names = [i["name"] for i in manifest["inputs"]]
-    limit = int(manifest.get("max_length") or 512)
+    limit = manifest["max_length"]
     if seq_len != "natural" and not 2 <= seq_len <= limit:
         raise BenchError(f"--seq-len {seq_len}: expected 2..{limit} (the export's max_length)")
     mode, why = ("natural" if seq_len == "natural" else "fixed"), ""
@@ -607,8 +671,16 @@ def error_line(err: BaseException) -> str:
 
 
 def read_openvino(core, path: Path):
-    """``core.read_model(path)``; a RuntimeError of one line when the .bin beside it is missing or
-    OpenVINO cannot read the pair."""
+    """``core.read_model(path)``; a RuntimeError of one line when the file is not an IR (some other
+    .xml, which OpenVINO would hand to every frontend, TensorFlow's writing to stderr), the .bin
+    beside it is missing or OpenVINO cannot read the pair."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError as err:
+        raise RuntimeError(f"{Path(path).name}: cannot read it ({err.strerror or err})") from None
+    if b"<net" not in head:
+        raise RuntimeError(f"{Path(path).name} is not an OpenVINO IR (no <net> element at its start)")
     weights = Path(path).with_suffix(".bin")
     if not weights.is_file():
         raise RuntimeError(f"{weights.name} is missing (an OpenVINO IR is {Path(path).name} and its weights "
@@ -670,14 +742,20 @@ def load_artifact(path: Path, threads: int, delegate: str | None = None, openvin
 # -- one measurement and its JSON ----------------------------------------------------------------
 
 def benchmark(load: Callable[[], object], samples: list, *, warmup: int = 10, min_runs: int = 50,
-              min_seconds: float = 2.0) -> tuple:
+              min_seconds: float = 2.0, seq_len: int | None = None) -> tuple:
     """(runner, figures): load time (the runtime library already imported), first call, then
-    ``measure`` cycling through ``samples``; peak RSS is the process's from the load on."""
+    ``measure`` cycling through ``samples``; peak RSS is the process's from the load on.
+    ``seq_len``: the fixed length asked for, which an artifact of a shorter static shape would
+    cut (ValueError, not figures for fewer tokens than stated)."""
     scoped = reset_peak_rss()
     before = _status_mb("VmRSS")
     start = time.perf_counter_ns()
     runner = load()
     load_ms = (time.perf_counter_ns() - start) / 1e6
+    static = runner.static_shape
+    if seq_len is not None and static is not None and seq_len > static[1]:
+        raise ValueError(f"--seq-len {seq_len} is longer than its static shape {list(static)}: the inputs would "
+                         f"be cut to {static[1]} tokens (use --seq-len {static[1]} or less)")
     cycle = itertools.cycle(samples)
     start = time.perf_counter_ns()
     runner(next(cycle))
@@ -738,12 +816,15 @@ MEASURED_SCHEMA = {
 }
 
 
-def _check(value, rule, where: str) -> list:
+def schema_problems(value, rule, where: str) -> list:
+    """How ``value`` breaks ``rule`` (a type, a tuple of types or of allowed strings, or a dict of
+    rules by key), each problem prefixed by ``where`` (e.g. ``artifacts[0].gate: missing``)."""
     if isinstance(rule, dict):
         if not isinstance(value, dict):
             return [f"{where}: expected an object"]
         missing = [f"{where}.{k}: missing" for k in rule if k not in value]
-        return missing + [p for k, r in rule.items() if k in value for p in _check(value[k], r, f"{where}.{k}")]
+        return missing + [p for k, r in rule.items() if k in value
+                          for p in schema_problems(value[k], r, f"{where}.{k}")]
     if isinstance(rule, tuple) and all(isinstance(r, str) for r in rule):
         return [] if value in rule else [f"{where}: expected one of {', '.join(rule)}, got {value!r}"]
     ok = isinstance(value, rule) and not (isinstance(value, bool) and rule in (int, NUM, OPT_NUM))
@@ -764,14 +845,16 @@ def validate(doc: dict) -> list:
     if version != SCHEMA_VERSION:
         return [f"schema {version!r}, this edgekit reads {SCHEMA_VERSION}: run the benchmark again"]
     if "results" in doc:
+        if not isinstance(doc["results"], list):
+            return [f"results: expected an array, got {_json_kind(type(doc['results']))}"]
         return [p for i, r in enumerate(doc["results"]) for p in validate_result(r, f"results[{i}]")]
     return validate_result(doc, "$")
 
 
 def validate_result(doc: dict, where: str = "$") -> list:
-    problems = _check(doc, SCHEMA, where)
+    problems = schema_problems(doc, SCHEMA, where)
     if not problems and doc["status"] == "ok":
-        problems = _check(doc, MEASURED_SCHEMA, where)
+        problems = schema_problems(doc, MEASURED_SCHEMA, where)
         stats = doc["latency_ms"]
         if not problems and not 0 < stats["min_ms"] <= stats["p50_ms"] <= stats["p90_ms"] <= stats["p99_ms"]:
             problems.append(f"{where}.latency_ms: expected 0 < min <= p50 <= p90 <= p99")
@@ -788,13 +871,20 @@ def is_result(path: Path) -> bool:
 
 
 def check_json_target(path: Path) -> None:
-    """Refuse, before any run, a ``--json`` path that is a folder or another file of the user's."""
+    """Refuse, before any run, a ``--json`` path that is a folder, another file of the user's or
+    in a place that cannot be written (under a file, a read-only folder)."""
     path = Path(path)
     if path.is_dir():
         raise BenchError(f"--json {path}: is a folder, expected a file")
     if path.exists() and not is_result(path):
         raise BenchError(f"--json {path}: exists and is not an edgekit bench result (the only kind "
                          f"overwritten); expected a new file")
+    home = path.parent
+    while not home.exists():  # the folders are made when it is written
+        home = home.parent
+    if not home.is_dir() or not os.access(home, os.W_OK | os.X_OK):
+        why = "not a folder" if not home.is_dir() else "no permission"
+        raise BenchError(f"--json {path}: cannot write in {home} ({why})")
 
 
 def write_json(path: Path, doc: dict) -> None:
@@ -852,7 +942,7 @@ def run(args) -> dict:
     entries = list(manifest["artifacts"]) if target.is_dir() else [artifact_entry(manifest, target)]
     runs = [(entry, artifact_file(folder, entry, edgetpu) if target.is_dir() else target) for entry in entries]
     if args.verify:
-        names = loaded_files(manifest, runs)
+        names = loaded_files(folder, manifest, runs)
         verify_files(folder, manifest, names)
         print(f"verified {len(names)} files against {MANIFEST} (size and sha256)")
     else:
@@ -874,7 +964,8 @@ def run(args) -> dict:
         try:
             import_runtime(path)
             _, measured = benchmark(lambda: load_artifact(path, args.threads, args.delegate, args.openvino_device),
-                                    samples, min_runs=args.min_runs, min_seconds=args.min_seconds)
+                                    samples, min_runs=args.min_runs, min_seconds=args.min_seconds,
+                                    seq_len=inputs["seq_len"])
         except ImportError as err:
             results.append(result_document(entry, path, status="skipped", error=f"runtime not installed: {err}",
                                            **common))

@@ -14,7 +14,8 @@ import json
 from pathlib import Path
 
 from edgekit.atomic import publish_file
-from edgekit.config import EvaluationSection
+from edgekit.config import EvaluationSection, Format
+from edgekit.config.formats import precisions
 from edgekit.errors import ModelLoadError
 from edgekit.ondevice import bench as ondevice  # numpy-only; the reader and digests shared with the device
 
@@ -28,11 +29,40 @@ def versions() -> dict[str, str | None]:
 
 
 def read_manifest(folder: Path) -> dict:
-    """``folder``'s edgekit.json, checked (version, required keys); ModelLoadError naming the file."""
+    """``folder``'s edgekit.json, checked (version, required keys, each artifact's precision one
+    of its format's); ModelLoadError naming the file."""
     try:
-        return ondevice.read_manifest(folder)
+        manifest = ondevice.read_manifest(folder)
     except ondevice.BenchError as err:
         raise ModelLoadError(str(err)) from None
+    for i, row in enumerate(manifest["artifacts"]):
+        known = [p.value for p in precisions(Format(row["format"]))]  # the format was checked by the reader
+        if row["precision"] not in known:
+            raise ModelLoadError(f"{Path(folder) / MANIFEST}: artifacts[{i}].precision: expected one of "
+                                 f"{', '.join(known)} for {row['format']}, got {row['precision']!r}")
+    return manifest
+
+
+REPORT_SCHEMA = {"task": str, "recipe": {"name": str},
+                 "evaluation": {"split": str, "examples": int, "fp32_tensorflow": dict}}
+REPORT_ROW_SCHEMA = {"error": (str, type(None)), "bytes": int, "metrics": dict, "latency_ms": dict, "gate": list}
+
+
+def report_problems(manifest: dict) -> list[str]:
+    """What keeps ``write_reports`` from rewriting the reports from ``manifest`` ([] = none): the
+    keys and figures it reads, which a hand edit may have broken (``edgekit bench`` checks this
+    before it measures, not after)."""
+    problems = [p.lstrip(".") for p in ondevice.schema_problems(manifest, REPORT_SCHEMA, "")]
+    problems += [p for i, row in enumerate(manifest["artifacts"])
+                 for p in ondevice.schema_problems(row, REPORT_ROW_SCHEMA, f"artifacts[{i}]")]
+    if problems:
+        return problems
+    figures = [("evaluation.fp32_tensorflow", manifest["evaluation"]["fp32_tensorflow"])]
+    for i, row in enumerate(manifest["artifacts"]):
+        figures += [(f"artifacts[{i}].metrics", row["metrics"])]
+        figures += [(f"artifacts[{i}].latency_ms", {"p50": row["latency_ms"].get("p50")})] if row["latency_ms"] else []
+    return [p for where, values in figures
+            for p in ondevice.schema_problems(values, dict.fromkeys(values, ondevice.NUM), where)]
 
 
 def verify(folder: Path, manifest: dict, names) -> None:

@@ -1,7 +1,9 @@
 """Stage outputs cached by a hash of everything they depend on.
 
 ``<root>/<stage>-<key>/`` is a finished stage: a Hugging Face checkpoint plus ``stage.json``;
-it is created by an atomic rename, so its existence means it is complete. While a stage runs,
+it is created by an atomic rename, so its existence means it is complete. ``stage.json`` holds
+a sha256 of its other keys and of the checkpoint files: a folder edited or half-deleted since (by
+hand, by a tool) is not reused but trained again and replaced. While a stage runs,
 ``<root>/<stage>-<key>.work/`` holds its resumable checkpoints and caches (teacher outputs);
 it is removed once the stage has finished.
 """
@@ -20,6 +22,7 @@ from edgekit.atomic import atomic_dir
 from edgekit.errors import ConfigError
 
 STAGE_FILE = "stage.json"
+RECORD_DIGEST = "sha256"  # the key of stage.json that holds the folder's digest (``_stage_digest``)
 # Bump when a change to the training code makes old cached outputs wrong.
 CACHE_VERSION = 1
 
@@ -84,17 +87,45 @@ class StageSlot:
         return self.root / f"{self.stage}-{self.key}.work"
 
     def finished(self) -> dict | None:
-        """The stage record if this stage already finished, else None."""
-        path = self.folder / STAGE_FILE
-        return json.loads(path.read_text()) if path.is_file() else None
+        """The stage record if this stage finished and its folder is as it was published, else None."""
+        record = read_record(self.folder)
+        if record is None or record.get(RECORD_DIGEST) != _stage_digest(self.folder, record):
+            return None
+        return record
 
     def publish(self, pretrained, record: dict) -> Path:
-        """Write the checkpoint and ``stage.json`` atomically, then drop the work folder."""
+        """Write the checkpoint and ``stage.json`` atomically (replacing a folder of this stage that
+        ``finished`` did not accept), then drop the work folder."""
         from edgekit.models.checkpoint import write_checkpoint
 
-        with atomic_dir(self.folder) as tmp:
+        with atomic_dir(self.folder, replaces=lambda path: True, own="a cached stage") as tmp:
             write_checkpoint(tmp, pretrained.model, pretrained.config)
             pretrained.tokenizer.save(tmp)
-            (tmp / STAGE_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n")
+            record = json.loads(json.dumps(record, default=str))  # as read back: lists, strings
+            record[RECORD_DIGEST] = _stage_digest(tmp, record)
+            (tmp / STAGE_FILE).write_text(json.dumps(record, indent=2) + "\n")
         shutil.rmtree(self.work, ignore_errors=True)
         return self.folder
+
+
+def read_record(folder: Path) -> dict | None:
+    """``folder``'s stage.json, or None when it has none that edgekit could have written."""
+    try:
+        record = json.loads((folder / STAGE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):  # missing, unreadable, not UTF-8 or not JSON
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _stage_digest(folder: Path, record: dict) -> str:
+    """sha256 of a stage's record (without this digest) and of every other file in its folder."""
+    h = hashlib.sha256(json.dumps({k: v for k, v in record.items() if k != RECORD_DIGEST}, sort_keys=True).encode())
+    try:
+        for path in sorted(p for p in folder.iterdir() if p.name != STAGE_FILE):
+            h.update(path.name.encode() + b"\0")
+            with path.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+    except OSError:  # a file it cannot read, a folder put there: not as published
+        return ""
+    return h.hexdigest()

@@ -60,7 +60,7 @@ def build_student(teacher: Pretrained, section: DistillSection) -> Pretrained:
         renamed[".".join(parts)] = value
     target = {n.removeprefix("bert."): t for n, t in collect_weights(model, config).items()}
     weights = {n: renamed[n][tuple(slice(0, d) for d in t.shape)] for n, t in target.items()}
-    assign_weights(model, config, weights, teacher.source)
+    assign_weights(model, config, weights)
     return Pretrained(config=config, model=model, tokenizer=teacher.tokenizer, source=teacher.source)
 
 
@@ -95,31 +95,41 @@ class TeacherCache:
         return cache
 
     def save(self, folder: Path) -> None:
-        np.save(folder / "teacher_targets.npy", self.targets)
-        if self.hidden is not None:
-            np.save(folder / "teacher_hidden.npy", self.hidden)
-            np.save(folder / "teacher_offsets.npy", self.offsets)
+        """Each file renamed into place, the targets last: their presence means a whole cache."""
+        for name, array in (("teacher_hidden", self.hidden), ("teacher_offsets", self.offsets),
+                            ("teacher_targets", self.targets)):
+            if array is not None:
+                tmp = folder / f".{name}.tmp.npy"
+                np.save(tmp, array)
+                tmp.replace(folder / f"{name}.npy")
 
     @classmethod
     def in_folder(cls, folder: Path, teacher_model, data: TokenizedDataset, target_key: str,
                   layers: tuple[int, ...] | None) -> "TeacherCache":
         """The cache saved in ``folder`` (a resumed stage), else computed now and saved there."""
         folder.mkdir(parents=True, exist_ok=True)
-        cache = cls.load(folder)
+        cache = cls.load(folder, data, layers)
         if cache is None:
             cache = cls.compute(teacher_model, data, target_key, layers)
             cache.save(folder)
         return cache
 
     @classmethod
-    def load(cls, folder: Path) -> "TeacherCache | None":
-        if not (folder / "teacher_targets.npy").is_file():
+    def load(cls, folder: Path, data: TokenizedDataset, layers: tuple[int, ...] | None) -> "TeacherCache | None":
+        """The cache in ``folder`` if it is whole for ``data`` and ``layers``; None (compute it again)
+        when it is missing, cut short by a killed run or edited: the stage would train on it."""
+        try:
+            cache = cls(np.load(folder / "teacher_targets.npy"))
+            if layers:
+                cache.hidden = np.load(folder / "teacher_hidden.npy", mmap_mode="r")
+                cache.offsets = np.load(folder / "teacher_offsets.npy")
+        except (OSError, ValueError, EOFError):  # missing, truncated, not a .npy file
             return None
-        hidden = folder / "teacher_hidden.npy"
-        if not hidden.is_file():
-            return cls(np.load(folder / "teacher_targets.npy"))
-        return cls(np.load(folder / "teacher_targets.npy"), np.load(hidden, mmap_mode="r"),
-                   np.load(folder / "teacher_offsets.npy"))
+        whole = cache.targets.ndim == 2 and len(cache.targets) == len(data) and (not layers or (
+            cache.hidden.ndim == 3 and cache.hidden.shape[1] == len(layers)
+            and np.array_equal(cache.offsets, np.concatenate([[0], np.cumsum(data.lengths)]))
+            and len(cache.hidden) == cache.offsets[-1]))
+        return cache if whole else None
 
     def extras(self, batch: Batch) -> dict[str, np.ndarray]:
         out = {"teacher_targets": self.targets[batch.rows]}

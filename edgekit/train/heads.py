@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgekit.models.checkpoint import assign_weights, read_config, read_weights
+from edgekit.models.checkpoint import assign_weights, check_weights, read_config, read_weights
 from edgekit.models.pretrained import Pretrained
 from edgekit.models.registry import resolve_model
 from edgekit.models.tokenizer import TextTokenizer
@@ -19,8 +19,6 @@ def load_classifier(source, labels: tuple[str, ...], *, pooling: str | None = No
     BertForSequenceClassification computes the same logits) unless ``pooling`` says otherwise;
     its L2 normalisation is dropped, since it would cap the logits' scale.
     """
-    from edgekit.models.encoder import build_encoder
-
     folder = resolve_model(source)
     weights = read_weights(folder)
     config = read_config(folder, weights, pooling=pooling)
@@ -31,6 +29,8 @@ def load_classifier(source, labels: tuple[str, ...], *, pooling: str | None = No
         weights["classifier.bias"] = np.zeros(len(labels), np.float32)
         head_pooling = pooling or ("pooler" if "pooler.dense.weight" in weights else config.pooling)
         config = config.replace(num_labels=len(labels), id2label=tuple(labels), normalize=False, pooling=head_pooling)
+    check_weights(config, weights, folder)
+    from edgekit.models.encoder import build_encoder  # TensorFlow only once the files check out
     model = build_encoder(config, output_hidden_states=output_hidden_states, output_attentions=output_attentions)
-    assign_weights(model, config, weights, folder)
+    assign_weights(model, config, weights)
     return Pretrained(config=config, model=model, tokenizer=TextTokenizer(folder), source=folder)

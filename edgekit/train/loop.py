@@ -19,6 +19,8 @@ import numpy as np
 
 from edgekit._tf import tf_modules
 from edgekit.config import TrainSchedule
+from edgekit.errors import ModelLoadError
+from edgekit.models.files import first_line
 from edgekit.train.batching import Batch, TokenizedDataset
 from edgekit.train.optim import make_optimizer
 from edgekit.train.progress import stage_progress
@@ -58,6 +60,16 @@ def _split(strategy, features: dict[str, np.ndarray]):
         lambda ctx: {k: tf.convert_to_tensor(p[ctx.replica_id_in_sync_group]) for k, p in parts.items()})
 
 
+def _restore(checkpoint, path: str, work_dir: Path) -> None:
+    """Resume from ``path``; one that cannot be read (a run killed while saving, files edited) is
+    refused in one line: it may have restored part of the model, which must not train on."""
+    try:
+        checkpoint.restore(path).assert_existing_objects_matched()
+    except (tf.errors.OpError, AssertionError, ValueError) as err:
+        raise ModelLoadError(f"{path}: cannot resume from this checkpoint ({first_line(err)}); delete {work_dir} "
+                             "to train the stage from its start") from None
+
+
 def fit(*, model, loss_fn: LossFn, data: TokenizedDataset, schedule: TrainSchedule, seed: int, strategy,
         description: str, extras: ExtrasFn | None = None, trackables: dict | None = None,
         work_dir: Path | None = None, save_every: int = 500, history_every: int = 50,
@@ -81,7 +93,7 @@ def fit(*, model, loss_fn: LossFn, data: TokenizedDataset, schedule: TrainSchedu
     if work_dir is not None:
         manager = tf.train.CheckpointManager(checkpoint, str(Path(work_dir) / "checkpoints"), max_to_keep=1)
         if manager.latest_checkpoint:
-            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+            _restore(checkpoint, manager.latest_checkpoint, Path(work_dir))
     start = int(optimizer.iterations.numpy())
 
     @tf.function(reduce_retracing=True)

@@ -8,19 +8,18 @@ run's tf.distribute scope and keep resumable state in ``slot.work``.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 from edgekit.config import PruneMethod
 from edgekit.errors import ConfigError
 from edgekit.models.pretrained import load_pretrained
 from edgekit.train.batching import TokenizedDataset
-from edgekit.train.cache import STAGE_FILE, StageSlot
+from edgekit.train.cache import StageSlot, read_record
 
 
 def _previous_metrics(folder: Path) -> dict:
-    path = folder / STAGE_FILE
-    return json.loads(path.read_text()).get("metrics", {}) if path.is_file() else {}
+    metrics = (read_record(folder) or {}).get("metrics")
+    return metrics if isinstance(metrics, dict) else {}
 
 
 def _fit_record(fit) -> dict:
