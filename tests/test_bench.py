@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from toy_data import export_folder, write_recipe, write_toy_task
+from toy_data import toy_export
 from edgekit.cli import main
 from edgekit.ondevice import bench as ondevice
 
@@ -38,8 +38,7 @@ PY39 = Path("/root/.pyenv/versions/3.9.18/bin/python")
 
 @pytest.fixture(scope="module")
 def export(tmp_path_factory):
-    toy = write_toy_task(tmp_path_factory.mktemp("toy"), train=16, test=12)
-    return toy, export_folder(write_recipe(toy, BODY), toy / "model", toy / "out")
+    return toy_export(tmp_path_factory, BODY)
 
 
 @pytest.fixture

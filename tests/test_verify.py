@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from test_bench import FAST, _script
-from toy_data import export_folder, write_recipe, write_toy_task
+from toy_data import toy_export
 from edgekit.bench.artifact import BUNDLED_TEXTS
 from edgekit.cli import main
 from edgekit.ondevice import bench as ondevice
@@ -41,8 +41,7 @@ TRICKY = ["Café déjà vu — naïve façade!", "日本語のテキスト、中
 
 @pytest.fixture(scope="module")
 def export(tmp_path_factory):
-    toy = write_toy_task(tmp_path_factory.mktemp("toy"), train=16, test=12)
-    return toy, export_folder(write_recipe(toy, BODY), toy / "model", toy / "out")
+    return toy_export(tmp_path_factory, BODY)
 
 
 @pytest.fixture

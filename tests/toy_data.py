@@ -58,3 +58,9 @@ def export_folder(recipe: Path, model: Path, out: Path) -> Path:
                                        "--threads", "1", "--quiet"])
     assert result.exit_code == 0, result.output
     return out
+
+
+def toy_export(tmp_path_factory, body: str) -> tuple[Path, Path]:
+    """(folder, export): a 16/12-row toy task with a recipe of ``body`` and its real export in ``out``."""
+    toy = write_toy_task(tmp_path_factory.mktemp("toy"), train=16, test=12)
+    return toy, export_folder(write_recipe(toy, body), toy / "model", toy / "out")

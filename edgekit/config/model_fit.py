@@ -9,7 +9,6 @@ calls ``check_model``: one place for every check that needs the model.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 
@@ -26,20 +25,17 @@ def check_model(recipe: Recipe, folder: Path, where: Path, *, seq_len_written: b
     ``seq_len_written``) at most the model's positions, and ``data.labels`` the classifier's own
     when it trains from the model's head as is, so that the data's labels map onto the head's
     rows by name or index, never by their sorted order."""
-    from edgekit.models.bert_config import BertConfig
     from edgekit.models.checkpoint import CONFIG_FILE
-    from edgekit.models.files import read_json_object
     from edgekit.models.tokenizer import TextTokenizer
 
     def refuse(key: str, message: str) -> ConfigError:
         return ConfigError(f"{where}: {key}: {message}")
 
     try:
-        teacher = BertConfig.from_hf(read_json_object(folder / CONFIG_FILE), num_labels=_classifier_rows(folder))
+        teacher = _read_config(folder, num_labels=_classifier_rows(folder))
         TextTokenizer(folder).check_fits(teacher.vocab_size, folder / CONFIG_FILE)
     except EdgekitError as err:
-        text = str(err) if str(err).startswith(str(folder)) else f"{folder / CONFIG_FILE}: {err}"
-        raise refuse("model.source", text) from None
+        raise refuse("model.source", _named(err, folder)) from None
     positions = teacher.max_position_embeddings
     if recipe.export is not None and not seq_len_written and recipe.export.seq_len > positions:
         recipe = dataclasses.replace(recipe, export=dataclasses.replace(recipe.export, seq_len=positions))
@@ -78,17 +74,13 @@ def check_model(recipe: Recipe, folder: Path, where: Path, *, seq_len_written: b
 def check_export_model(recipe: Recipe, folder: Path, where: Path | None) -> None:
     """Refuse a recipe whose token lengths do not fit ``folder`` (``export --model``: the model
     exported in place of the recipe's own, which ``check_model`` checked)."""
-    from edgekit.models.bert_config import BertConfig
-    from edgekit.models.checkpoint import CONFIG_FILE
-    from edgekit.models.files import read_json_object
-
     def refuse(key: str, message: str) -> ConfigError:
         return ConfigError(f"{where or 'recipe'}: {key}: {message}")
 
     try:
-        config = BertConfig.from_hf(read_json_object(folder / CONFIG_FILE))
+        config = _read_config(folder)
     except EdgekitError as err:
-        raise ConfigError(str(err) if str(err).startswith(str(folder)) else f"{folder / CONFIG_FILE}: {err}") from None
+        raise ConfigError(_named(err, folder)) from None
     _check_lengths(recipe, config.max_position_embeddings, f"--model {folder}'s", refuse)
 
 
@@ -129,21 +121,35 @@ def _check_student(recipe: Recipe, teacher, refuse):
         raise refuse("distill.student", f"the student cannot be built: {err}") from None
 
 
+def _read_config(folder: Path, num_labels: int = 0):
+    """The model's BertConfig from its config.json alone (no weights, no TensorFlow)."""
+    from edgekit.models.bert_config import BertConfig
+    from edgekit.models.checkpoint import CONFIG_FILE
+    from edgekit.models.files import read_json_object
+
+    return BertConfig.from_hf(read_json_object(folder / CONFIG_FILE), num_labels=num_labels)
+
+
+def _named(err: EdgekitError, folder: Path) -> str:
+    """``err``'s message, led by the file it is about (config.json unless it names one of ``folder``)."""
+    from edgekit.models.checkpoint import CONFIG_FILE
+
+    return str(err) if str(err).startswith(str(folder)) else f"{folder / CONFIG_FILE}: {err}"
+
+
 def _classifier_rows(folder: Path) -> int:
     """Outputs of the checkpoint's classifier head (0: none), from the safetensors header only;
     0 as well when the weights cannot be read (loading them later says why)."""
     from safetensors import safe_open
 
-    from edgekit.models.checkpoint import WEIGHTS_FILE, WEIGHTS_INDEX
+    from edgekit.models.checkpoint import WEIGHTS_FILE, WEIGHTS_INDEX, shard_files
 
     try:
-        path = folder / WEIGHTS_FILE
-        if (folder / WEIGHTS_INDEX).is_file():
-            shard = json.loads((folder / WEIGHTS_INDEX).read_text()).get("weight_map", {}).get("classifier.weight")
-            if shard is None:
-                return 0
-            path = folder / shard
-        with safe_open(str(path), framework="numpy") as f:
-            return f.get_slice("classifier.weight").get_shape()[0] if "classifier.weight" in f.keys() else 0
+        index = folder / WEIGHTS_INDEX
+        for path in shard_files(index) if index.is_file() else [folder / WEIGHTS_FILE]:
+            with safe_open(str(path), framework="numpy") as f:
+                if "classifier.weight" in f.keys():
+                    return f.get_slice("classifier.weight").get_shape()[0]
+        return 0
     except Exception:  # noqa: BLE001 - unreadable or corrupt weights: refused, with the reason, when loaded
         return 0

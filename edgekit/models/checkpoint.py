@@ -44,7 +44,7 @@ def read_weights(folder: Path) -> dict[str, np.ndarray]:
     if is_file(folder / WEIGHTS_FILE):
         files = [folder / WEIGHTS_FILE]
     elif is_file(folder / WEIGHTS_INDEX):
-        files = _shards(folder / WEIGHTS_INDEX)
+        files = shard_files(folder / WEIGHTS_INDEX)
     else:
         for name in _PICKLES:
             if is_file(folder / name):
@@ -67,7 +67,7 @@ def read_weights(folder: Path) -> dict[str, np.ndarray]:
     return weights
 
 
-def _shards(index_path: Path) -> list[Path]:
+def shard_files(index_path: Path) -> list[Path]:
     """The shard files named by a sharded checkpoint's index (each must exist)."""
     weight_map = read_json_object(index_path).get("weight_map")
     if not isinstance(weight_map, dict) or not weight_map or not all(

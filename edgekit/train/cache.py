@@ -61,12 +61,17 @@ def digest(*parts) -> str:
 def folder_digest(folder: Path) -> str:
     """Content hash of a checkpoint folder's config and weights (what a stage reads)."""
     h = hashlib.sha256()
-    for path in sorted(folder.glob("*.json")) + sorted(folder.glob("*.safetensors")):
-        h.update(path.name.encode())
+    _feed(h, sorted(folder.glob("*.json")) + sorted(folder.glob("*.safetensors")))
+    return h.hexdigest()[:16]
+
+
+def _feed(h, paths, separator: bytes = b"") -> None:
+    """Stream each file's name (then ``separator``) and bytes, 1 MiB at a time, into the hash ``h``."""
+    for path in paths:
+        h.update(path.name.encode() + separator)
         with path.open("rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
-    return h.hexdigest()[:16]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,11 +126,7 @@ def _stage_digest(folder: Path, record: dict) -> str:
     """sha256 of a stage's record (without this digest) and of every other file in its folder."""
     h = hashlib.sha256(json.dumps({k: v for k, v in record.items() if k != RECORD_DIGEST}, sort_keys=True).encode())
     try:
-        for path in sorted(p for p in folder.iterdir() if p.name != STAGE_FILE):
-            h.update(path.name.encode() + b"\0")
-            with path.open("rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
+        _feed(h, sorted(p for p in folder.iterdir() if p.name != STAGE_FILE), b"\0")
     except OSError:  # a file it cannot read, a folder put there: not as published
         return ""
     return h.hexdigest()
