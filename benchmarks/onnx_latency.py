@@ -59,16 +59,16 @@ def _tf2onnx(pretrained, path: Path) -> Path:
     import tensorflow as tf
     import tf2onnx
 
-    from edgekit.export.base import output_name
+    from edgekit.export.base import task_outputs
 
-    model, name = pretrained.model, output_name(pretrained)
-    key = "logits" if name == "logits" else "pooled"
+    model, wanted = pretrained.model, [o.name for o in task_outputs(pretrained)]
     names = list(model.input_names)
     spec = [tf.TensorSpec([None, None], tf.int32, name=n) for n in names]
 
     @tf.function(input_signature=spec, autograph=False)
     def serve(*args):
-        return {name: model(dict(zip(names, args)), training=False)[key]}
+        out = model(dict(zip(names, args)), training=False)
+        return {name: out[name] for name in wanted}
 
     tf2onnx.convert.from_function(serve, input_signature=spec, opset=17, output_path=str(path))
     return path
@@ -82,11 +82,11 @@ def _reference_runner(path: Path, threads: int):
     class Reference(OnnxRunner):
         def __call__(self, inputs):
             types = {i.name: np.int64 if "int64" in i.type else np.int32 for i in self.session.get_inputs()}
-            [out] = self.session.run([self.output_name], {n: np.asarray(inputs[n], types[n]) for n in types})
+            [out] = self.session.run([self.output_names[0]], {n: np.asarray(inputs[n], types[n]) for n in types})
             if out.ndim == 3:
                 mask = np.asarray(inputs["attention_mask"], np.float32)[..., None]
                 out = (out * mask).sum(1) / mask.sum(1)
-            return np.asarray(out, np.float32)
+            return {self.output_names[0]: np.asarray(out, np.float32)}
 
     return Reference(path, threads)
 
@@ -118,7 +118,7 @@ def _latency(runners: dict, pretrained, seq_lens: list[int], natural: list[dict]
 def _fidelity(runner, reference: list[np.ndarray], inputs: list[dict], labels: np.ndarray | None) -> dict:
     """Cosine of each output row to the tf-keras one; for classifiers (``labels`` given, label i
     = logit i as in the SST-2 recipe) also argmax agreement with tf-keras and accuracy."""
-    got = np.concatenate([runner(x) for x in inputs])
+    got = np.concatenate([runner(x)[runner.output_names[0]] for x in inputs])  # these models have one output
     ref = np.concatenate(reference)
     cos = (got * ref).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(ref, axis=1))
     out = {"cosine_mean": round(float(cos.mean()), 6), "cosine_min": round(float(cos.min()), 6)}
@@ -136,14 +136,14 @@ def _variants(pretrained, folder: Path, calibration) -> dict[str, Path]:
     import onnx
 
     from edgekit.export.onnx import quantize as q
-    from edgekit.export.onnx.graph import HEAD_NODES, GraphOptions, build_model
+    from edgekit.export.onnx.graph import GraphOptions, build_model, head_nodes
     from edgekit.export.onnx.smoothing import DEFAULT_ALPHA, smoothing_factors
     from edgekit.models.checkpoint import collect_weights
 
     config = pretrained.config
     weights = collect_weights(pretrained.model, config)
     names = pretrained.model.input_names
-    heads = tuple(HEAD_NODES)
+    heads = head_nodes(config)
 
     def graph(kind: str, alpha: float | None) -> Path:
         path = folder / f"variant-fp32-{kind}-sq{alpha}.onnx"
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     classifier = bool(pretrained.config.num_labels)
     labels = np.array([label for _, label in test_rows[: len(fidelity)]]) if classifier else None
     calibration = tuple(_encode(pretrained, _sentences(args.dev, args.calibration_samples), max_length))
-    key = "logits" if pretrained.config.num_labels else "pooled"
+    key = "logits" if classifier else "embedding"  # the sentence tasks' one output
     reference = [pretrained.model(x, training=False)[key].numpy() for x in fidelity]
     facts = {}
     if classifier:

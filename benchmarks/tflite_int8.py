@@ -113,7 +113,7 @@ class _Eval:
         from edgekit.export.tflite import load
 
         runner = load(path, self.threads)
-        logits = np.concatenate([runner(x) for x in self.inputs])
+        logits = np.concatenate([runner(x)[runner.output_names[0]] for x in self.inputs])  # one output
         if self.reference is None:
             self.reference = logits
         ref = self.reference
@@ -147,12 +147,12 @@ def _ptq_keras(pretrained, calibration, path):
     """The naive baseline: the tf-keras graph through TFLiteConverter's own int8 calibration."""
     import tensorflow as tf
 
-    from edgekit.export.base import output_name
+    from edgekit.export.base import task_outputs
     from edgekit.export.tflite.convert import keras_fn, signature
 
-    output = output_name(pretrained)
-    concrete, module = signature(keras_fn(pretrained.model, output), tuple(pretrained.model.input_names),
-                                 output, static=False, track=pretrained.model)
+    outputs = tuple(o.name for o in task_outputs(pretrained))
+    concrete, module = signature(keras_fn(pretrained.model, outputs), tuple(pretrained.model.input_names),
+                                 static=False, track=pretrained.model)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], module)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: iter(calibration)
@@ -169,7 +169,6 @@ class _Int8Builder:
         self.cache: dict = {}
 
     def build(self, options, static_len, path: Path) -> dict:
-        from edgekit.export.base import output_name
         from edgekit.export.tflite import calibrate as C
         from edgekit.export.tflite import int8 as I
 
@@ -180,7 +179,7 @@ class _Int8Builder:
             weights = I.prepare_weights(self.pretrained, self.calibration, options)
             seq = static_len or self.seq_len
             concrete, module = I.float_graph_model(self.pretrained, weights, options, static=static_len is not None,
-                                                   batch_size=1, seq_len=seq, output=output_name(self.pretrained))
+                                                   batch_size=1, seq_len=seq)
             batches = I.calibration_batches(self.calibration, static=static_len is not None, batch_size=1,
                                             seq_len=seq, pad_id=self.pretrained.tokenizer.pad_id)
             calibrated = C.calibrate_only(concrete, module, batches[:8])

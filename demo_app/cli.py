@@ -3,8 +3,10 @@
 classify  texts (arguments, or stdin one per line) -> label, probability, latency
 embed     texts -> embedding (encoder exports; the first values, or all with --json)
 nearest   queries -> the closest sentences of a corpus file (one per line), by cosine
+ner       texts -> named entities: type, score, character offsets, text
+answer    questions about --context TEXT, or question<TAB>context lines on stdin -> answer span
 artifacts the export's artifacts and whether this machine can run them
-serve     the web page and JSON API on 127.0.0.1
+serve     the web page and JSON API on 127.0.0.1 (text classification, NER or QA exports)
 
 A user error (no such folder, unknown artifact, missing runtime, a number out of range, files
 changed since the export) is one line on stderr and exit status 1; a malformed command line
@@ -42,26 +44,60 @@ def check_ranges(args) -> None:
             raise AppError(f"{option} {value} is {limit}{what}")
 
 
-def _texts(args) -> list[str]:
-    texts = args.texts
-    for i, text in enumerate(texts, 1):
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:  # bytes that are not UTF-8, kept as surrogates by Python
-            raise AppError(f"text argument {i}: not UTF-8 text") from None
+def _utf8(text: str, what: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8, kept as surrogates by Python
+        raise AppError(f"{what}: not UTF-8 text") from None
+    return text
+
+
+def _stdin_lines() -> list[tuple[int, str]]:
+    """(line number, line) of stdin's non-blank lines."""
+    try:
+        lines = [line.rstrip("\r") for line in sys.stdin.buffer.read().decode("utf-8").split("\n")]
+    except UnicodeDecodeError as err:
+        raise AppError(f"stdin: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start})") from None
+    return [(i, line) for i, line in enumerate(lines, 1) if line.strip()]
+
+
+def _texts(args, what: str = "text") -> list[str]:
+    texts = [_utf8(text, f"{what} argument {i}") for i, text in enumerate(args.texts, 1)]
     if not texts or texts == ["-"]:
-        try:
-            texts = [line.rstrip("\r") for line in sys.stdin.buffer.read().decode("utf-8").split("\n")]
-        except UnicodeDecodeError as err:
-            raise AppError(f"stdin: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start})") from None
-        texts = [t for t in texts if t.strip()]
+        texts = [line for _, line in _stdin_lines()]
     if not texts:
-        raise AppError("no text given (pass TEXT arguments, or one text per line on stdin)")
+        raise AppError(f"no {what} given (pass {what.upper()} arguments, or one {what} per line on stdin)")
     return texts
+
+
+def _questions(args) -> list[tuple[str, str]]:
+    """(question, context) pairs: each QUESTION (or stdin line) with --context, else stdin's
+    ``question<TAB>context`` lines."""
+    if args.context is not None:
+        context = _utf8(args.context, "--context")
+        if not context.strip():
+            raise AppError("--context: expected a non-empty text")
+        return [(q, context) for q in _texts(args, "question")]
+    if args.texts and args.texts != ["-"]:
+        raise AppError("QUESTION arguments need --context TEXT (or give question<TAB>context lines on stdin)")
+    pairs = []
+    for number, line in _stdin_lines():
+        question, tab, context = line.partition("\t")
+        if not tab or not question.strip() or not context.strip():
+            raise AppError(f"stdin:{number}: expected question<TAB>context, got {line[:60]!r}")
+        pairs.append((question, context))
+    if not pairs:
+        raise AppError("no question given (pass --context TEXT and QUESTION arguments, or question<TAB>context "
+                       "lines on stdin)")
+    return pairs
 
 
 def _note(answer) -> str:
     return f"  [truncated to {answer.tokens} of {answer.text_tokens} tokens]" if answer.truncated else ""
+
+
+def _windows_note(windows: int, model: DemoModel) -> str:
+    return f"  [{windows} windows of at most {model.max_length} tokens]" if windows > 1 else ""
 
 
 def cmd_classify(model: DemoModel, args) -> None:
@@ -106,6 +142,34 @@ def cmd_nearest(model: DemoModel, args) -> None:
             print(f"  {score:.3f}\t{corpus[index]}")
 
 
+def cmd_ner(model: DemoModel, args) -> None:
+    for text in _texts(args):
+        t = model.entities(text)
+        if args.json:
+            print(json.dumps({"text": text, "entities": t.entities, "tokens": t.tokens, "windows": t.windows,
+                              "model_ms": round(t.model_ms, 3), "artifact": model.artifact.path.name,
+                              "runtime": model.runtime}))
+            continue
+        print(f"{text}\t{t.model_ms:.2f} ms{_windows_note(t.windows, model)}")
+        for e in t.entities:
+            print(f"  {e['type']}\t{e['score']:.3f}\t{e['start']}-{e['end']}\t{e['text']}")
+
+
+def cmd_answer(model: DemoModel, args) -> None:
+    for question, context in _questions(args):
+        r = model.answer(question, context)
+        if args.json:
+            print(json.dumps({"question": question, "answer": r.answer, "start": r.start, "end": r.end,
+                              "score": r.score, "windows": r.windows, "question_tokens": r.question_tokens,
+                              "question_kept": r.question_kept, "model_ms": round(r.model_ms, 3),
+                              "artifact": model.artifact.path.name, "runtime": model.runtime}))
+            continue
+        cut = f"  [question cut to {r.question_kept} of {r.question_tokens} tokens]" \
+            if r.question_kept < r.question_tokens else ""
+        found = f"{r.answer}\t{r.score:.3f}\t{r.start}-{r.end}" if r.start is not None else "(no answer)\t-\t-"
+        print(f"{found}\t{r.model_ms:.2f} ms\t{question}{cut}{_windows_note(r.windows, model)}")
+
+
 def cmd_serve(model: DemoModel, args) -> None:
     from demo_app.server import serve
 
@@ -134,11 +198,12 @@ def parser() -> argparse.ArgumentParser:
     top = Parser(prog="demo_app", description="Run an edgekit export folder like an edge app.")
     sub = top.add_subparsers(dest="command", required=True)
 
-    def command(name: str, help: str, texts: bool = True) -> argparse.ArgumentParser:
+    def command(name: str, help: str, texts: str | None = "texts; none or - reads one per line from stdin"
+                ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help)
         p.add_argument("export", help="folder written by `edgekit export` (has edgekit.json)")
         if texts:
-            p.add_argument("texts", nargs="*", help="texts; none or - reads one per line from stdin")
+            p.add_argument("texts", nargs="*", help=texts)
         p.add_argument("--artifact", help="artifact key (e.g. tflite-int8-dynamic) or file name "
                                           "[default: the first that passed, LiteRT first]")
         p.add_argument("--threads", type=int, default=1, help="runtime threads, 1..CPU cores [default: 1]")
@@ -154,7 +219,13 @@ def parser() -> argparse.ArgumentParser:
     n = command("nearest", "closest corpus sentences to each query (cosine of embeddings)")
     n.add_argument("--corpus", required=True, help="text file, one sentence per line")
     n.add_argument("-k", type=int, default=3, help="sentences per query, at most the corpus's [default: 3]")
-    s = command("serve", "web page and JSON API", texts=False)
+    t = command("ner", "named entities in texts with a token-classification export")
+    t.add_argument("--json", action="store_true", help="one JSON object per text")
+    q = command("answer", "answer questions with a question-answering export",
+                texts="questions about --context; none or - reads one per line from stdin")
+    q.add_argument("--context", help="the text the answers come from [default: question<TAB>context lines on stdin]")
+    q.add_argument("--json", action="store_true", help="one JSON object per question")
+    s = command("serve", "web page and JSON API", texts=None)
     s.add_argument("--host", default="127.0.0.1", help="address to bind [default: 127.0.0.1, this machine only]")
     s.add_argument("--port", type=int, default=8000, help="port, 0..65535 [default: 8000; 0 picks a free one]")
     s.add_argument("--timeout", type=float, default=5.0,
@@ -165,7 +236,8 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-COMMANDS = {"classify": cmd_classify, "embed": cmd_embed, "nearest": cmd_nearest, "serve": cmd_serve}
+COMMANDS = {"classify": cmd_classify, "embed": cmd_embed, "nearest": cmd_nearest, "ner": cmd_ner,
+            "answer": cmd_answer, "serve": cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:

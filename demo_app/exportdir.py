@@ -1,12 +1,14 @@
 """Read an export folder written by ``edgekit export``: its ``edgekit.json`` manifest, labels,
 tokenizer files and artifacts. The app needs nothing else from edgekit.
 
-The manifest (version 2) says the task (``text-classification`` or ``feature-extraction``),
-the inputs (int32 [batch, sequence] by name), the one output (``logits`` [batch, labels] or
-``embedding`` [batch, hidden]), ``max_length`` (tokens, specials included), the tokenizer files,
-per artifact its files, format, precision, status and whether it passed the export's evaluation
-gate, and the size and sha256 of every file (``digests``): the app checks the files it loads
-against them, so an artifact or tokenizer changed after the export is refused, not run.
+The manifest (version 3) says the task, the inputs (int32 [batch, sequence] by name), the
+named outputs (``TASK_OUTPUTS``: ``logits`` [batch, labels], ``embedding`` [batch, hidden],
+``logits`` [batch, sequence, tags], or ``start_logits`` and ``end_logits`` [batch, sequence]),
+``max_length`` (tokens, specials included), the labels (token classification: IOB2 tags), the
+tokenizer files, per artifact its files, format, precision, status and whether it passed the
+export's evaluation gate, and the size and sha256 of every file (``digests``): the app checks
+the files it loads against them, so an artifact or tokenizer changed after the export is
+refused, not run.
 """
 
 from __future__ import annotations
@@ -19,11 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MANIFEST = "edgekit.json"
-MANIFEST_VERSION = 2  # the edgekit_manifest this app reads
+MANIFEST_VERSION = 3  # the edgekit_manifest this app reads
 CHUNK = 1 << 20  # bytes hashed at a time
 # Runtime module per artifact format, in the order the app prefers them (LiteRT first: it is
 # what Raspberry Pi and Android apps run).
 RUNTIME_MODULES = {"tflite": "ai_edge_litert", "onnx": "onnxruntime", "openvino": "openvino"}
+# The outputs each task's artifacts return (the manifest's "outputs" names) and the command that runs them.
+TASK_OUTPUTS = {"text-classification": ("logits",), "feature-extraction": ("embedding",),
+                "token-classification": ("logits",), "question-answering": ("start_logits", "end_logits")}
+TASK_COMMANDS = {"text-classification": "classify", "feature-extraction": "embed or nearest",
+                 "token-classification": "ner", "question-answering": "answer"}
 
 
 class AppError(Exception):
@@ -56,18 +63,18 @@ class Artifact:
 class ExportFolder:
     folder: Path
     task: str
-    labels: tuple[str, ...]  # classifiers: label per logit; encoders: ()
+    labels: tuple[str, ...]  # label per logit (token classification: IOB2 tags); encoders, QA: ()
     input_names: tuple[str, ...]
-    output_name: str
     max_length: int
     artifacts: tuple[Artifact, ...]
     recipe_name: str
     shared_files: tuple[str, ...]  # what every artifact needs: the tokenizer files, labels_file if any
     digests: dict  # file name -> {"bytes": int, "sha256": hex}, as written by the export
 
-    @property
-    def classifier(self) -> bool:
-        return bool(self.labels)
+    def require(self, task: str, what: str) -> None:
+        """AppError unless this is a ``task`` export: ``what`` it cannot do, and the command that fits."""
+        if self.task != task:
+            raise AppError(f"{self.folder}: a {self.task} export {what} (use {TASK_COMMANDS[self.task]})")
 
     def verify(self, artifact: Artifact) -> None:
         """Refuse (AppError) any file ``artifact`` and the tokenizer need that is missing or differs
@@ -122,6 +129,20 @@ def _names(doc: dict, key: str, where: Path, row: str = "") -> list[str]:
     return [_file_name(name, row + key, where) for name in _field(doc, key, list, where, row)]
 
 
+def _labels(labels: list, task: str, where: Path) -> tuple[str, ...]:
+    """The manifest's labels, checked for what ``task`` needs: names for a classifier, IOB2 tags
+    (``O``, ``B-TYPE``, ``I-TYPE``) for token classification."""
+    if not all(isinstance(name, str) and name for name in labels):
+        raise AppError(f"{where}: labels: expected non-empty strings, got {labels!r:.80}")
+    if task in ("text-classification", "token-classification") and not labels:
+        raise AppError(f"{where}: labels: a {task} export needs its labels")
+    if task == "token-classification":
+        bad = next((t for t in labels if t != "O" and not re.fullmatch(r"[BI]-.+", t)), None)
+        if bad is not None:
+            raise AppError(f"{where}: labels: expected IOB2 tags (O, B-TYPE, I-TYPE), got {bad!r}")
+    return tuple(labels)
+
+
 def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
@@ -155,13 +176,17 @@ def read_export(folder: str | Path) -> ExportFolder:
         raise AppError(f"{path}: edgekit_manifest {version} was written by {age} edgekit "
                        f"(this app reads {MANIFEST_VERSION}); {fix}")
     task = _field(doc, "task", str, path)
-    labels = tuple(_field(doc, "labels", list, path))
-    if task == "text-classification" and not labels:
-        raise AppError(f"{path}: labels: a text-classification export needs its labels")
+    if task not in TASK_OUTPUTS:
+        raise AppError(f"{path}: task: expected one of {', '.join(TASK_OUTPUTS)}, got {task!r}")
+    labels = _labels(_field(doc, "labels", list, path), task, path)
     inputs = _field(doc, "inputs", list, path)
     if not all(isinstance(i, dict) and isinstance(i.get("name"), str) for i in inputs):
         raise AppError(f"{path}: inputs: expected objects with a name, e.g. {{\"name\": \"input_ids\"}}")
-    output = _field(doc, "output", dict, path)
+    outputs = _field(doc, "outputs", list, path)
+    names = tuple(o.get("name") if isinstance(o, dict) else None for o in outputs)
+    if not set(TASK_OUTPUTS[task]) <= set(names):
+        raise AppError(f"{path}: outputs: expected objects named {', '.join(TASK_OUTPUTS[task])} for a {task} "
+                       f"export, e.g. {{\"name\": \"{TASK_OUTPUTS[task][0]}\"}}")
     max_length = _field(doc, "max_length", int, path)
     if max_length < 2:  # the tokenizer would truncate to nothing, or fail on a negative length
         raise AppError(f"{path}: max_length: expected a token count >= 2 ([CLS] and [SEP]), got {max_length}")
@@ -194,6 +219,6 @@ def read_export(folder: str | Path) -> ExportFolder:
                                   runtime_installed=_installed(RUNTIME_MODULES[fmt])))
     recipe = doc.get("recipe") if isinstance(doc.get("recipe"), dict) else {}
     return ExportFolder(folder=folder, task=task, labels=labels, input_names=tuple(i["name"] for i in inputs),
-                        output_name=str(output.get("name", "")), max_length=max_length,
+                        max_length=max_length,
                         artifacts=tuple(artifacts), recipe_name=str(recipe.get("name", folder.name)),
                         shared_files=tuple(shared), digests=digests)

@@ -1,8 +1,12 @@
-"""An export folder's artifact ready to answer: text -> label and probabilities, or embedding.
+"""An export folder's artifact ready to answer, by its task: text -> label and probabilities,
+embedding, named entities, or question + context -> answer span.
 
-One text per call (batch 1, what a phone or a Pi app does), timed with ``perf_counter``:
-``model_ms`` is the runtime call alone, ``total_ms`` adds tokenisation and softmax. Calls
-are serialised with a lock: an interpreter is not safe to call from two threads at once.
+One text per call, each window of it one runtime call at batch 1 (what a phone or a Pi app
+does), timed with ``perf_counter``: ``model_ms`` is the runtime calls alone, ``total_ms`` adds
+tokenisation and decoding. Entities and answers are decoded by ``entities.py`` and
+``answers.py``, edgekit's own on-device decoders (symlinked here), so they are the ones the
+export was scored with. Calls are serialised with a lock: an interpreter is not safe to call
+from two threads at once.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from demo_app.exportdir import AppError, ExportFolder, error_line, read_export
+from demo_app.answers import best_span
+from demo_app.entities import decode_entities
+from demo_app.exportdir import TASK_OUTPUTS, AppError, ExportFolder, error_line, read_export
 from demo_app.runtimes import open_artifact
 from demo_app.textenc import Encoded, TextEncoder
 
@@ -40,6 +46,31 @@ class Prediction:
     probabilities: dict[str, float]  # label -> softmax probability, in the export's label order
 
 
+@dataclass(frozen=True)
+class Tagged:
+    text: str
+    entities: list[dict]  # {"type", "text", "start", "end", "score"}: character offsets into text, text order
+    tokens: int  # the text's tokens, [CLS] and [SEP] counted once
+    windows: int  # runtime calls: windows of whole words, at most max_length tokens each
+    model_ms: float
+    total_ms: float
+
+
+@dataclass(frozen=True)
+class Reply:
+    question: str
+    context: str
+    answer: str  # context[start:end]; "" when no window holds a valid span
+    start: int | None  # characters into context
+    end: int | None
+    score: float | None  # start + end logit of the span (higher is better; not a probability)
+    windows: int  # runtime calls: question + context windows
+    question_tokens: int
+    question_kept: int  # question tokens the model read (the rest were cut)
+    model_ms: float
+    total_ms: float
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     z = np.exp(logits - logits.max())
     return z / z.sum()
@@ -58,6 +89,11 @@ class DemoModel:
         missing = set(self.runner.input_names) - set(export.input_names)
         if missing:
             raise AppError(f"{self.artifact.path}: inputs {sorted(missing)} are not in edgekit.json's inputs")
+        self.outputs = TASK_OUTPUTS[export.task]
+        absent = [n for n in self.outputs if n not in self.runner.output_names]
+        if absent:
+            raise AppError(f"{self.artifact.path}: has no output {', '.join(absent)} (a {export.task} export's; "
+                           f"it has {', '.join(self.runner.output_names)})")
         static = self.runner.shape
         self.max_length = min(export.max_length, static[1]) if static else export.max_length
         self.encoder = TextEncoder(export.folder, self.max_length, self.runner.input_names)
@@ -86,15 +122,70 @@ class DemoModel:
             began = time.perf_counter()
             encoded: Encoded = self.encoder.encode(text)
             called = time.perf_counter()
-            output = self.runner(encoded.inputs)
+            output = self.runner(encoded.inputs)[self.outputs[0]]
             done = time.perf_counter()
         return Answer(text=text, output=output, tokens=encoded.tokens, text_tokens=encoded.text_tokens,
                       model_ms=(done - called) * 1e3, total_ms=(done - began) * 1e3)
 
+    def _windows(self, windows: list[dict[str, np.ndarray]]) -> tuple[list[dict[str, np.ndarray]], float]:
+        """Each window's per-token outputs cut to its n tokens ({name: [n, ...]}), and the ms the
+        runtime calls took together."""
+        rows, ms = [], 0.0
+        for inputs in windows:
+            called = time.perf_counter()
+            out = self.runner(inputs)
+            ms += (time.perf_counter() - called) * 1e3
+            n = inputs[self.runner.input_names[0]].shape[1]
+            if any(out[name].ndim < 1 or out[name].shape[0] < n for name in self.outputs):
+                raise AppError(f"{self.artifact.path}: outputs of shape "
+                               f"{', '.join(str(list(out[name].shape)) for name in self.outputs)} for {n} tokens "
+                               f"(a {self.export.task} export's are per token)")
+            rows.append({name: out[name][:n] for name in self.outputs})
+        return rows, ms
+
+    def entities(self, text: str) -> Tagged:
+        """The text's named entities, its windows' logits decoded together."""
+        self.export.require("token-classification", "does not tag entities")
+        with self._lock:
+            began = time.perf_counter()
+            windows = self.encoder.tag_windows(text)
+            rows, model_ms = self._windows(windows.inputs)
+            labels = self.export.labels
+            logits = np.zeros((0, len(labels)), dtype=np.float32)
+            if rows:
+                logits = np.concatenate([row["logits"][a:b] for row, (a, b) in zip(rows, windows.content)])
+            if logits.shape[1:] != (len(labels),):
+                raise AppError(f"{self.artifact.path}: token logits of width {logits.shape[-1]} do not match "
+                               f"the {len(labels)} tags in edgekit.json")
+            found = decode_entities(logits, windows.word_ids, windows.offsets, labels, text)
+            done = time.perf_counter()
+        return Tagged(text=text, entities=found, tokens=windows.tokens, windows=windows.windows,
+                      model_ms=model_ms, total_ms=(done - began) * 1e3)
+
+    def answer(self, question: str, context: str) -> Reply:
+        """The best span of ``context`` over all its windows (``answers.best_span``'s n-best
+        and answer-length defaults, edgekit's evaluation settings)."""
+        self.export.require("question-answering", "does not answer questions")
+        with self._lock:
+            began = time.perf_counter()
+            windows = self.encoder.pair_windows(question, context)
+            rows, model_ms = self._windows(windows.inputs)
+            shape = windows.offsets.shape[:2]
+            start, end = np.zeros(shape, dtype=np.float32), np.zeros(shape, dtype=np.float32)
+            for w, row in enumerate(rows):
+                start[w, :len(row["start_logits"])] = row["start_logits"]
+                end[w, :len(row["end_logits"])] = row["end_logits"]
+            span = best_span(start, end, windows.offsets)
+            done = time.perf_counter()
+        found = span is not None
+        return Reply(question=question, context=context, answer=context[span["start"]:span["end"]] if found else "",
+                     start=span["start"] if found else None, end=span["end"] if found else None,
+                     score=round(span["score"], 4) if found else None, windows=windows.windows,
+                     question_tokens=windows.question_tokens, question_kept=windows.question_kept,
+                     model_ms=model_ms, total_ms=(done - began) * 1e3)
+
     def classify(self, text: str) -> Prediction:
-        if not self.export.classifier:
-            raise AppError(f"{self.export.folder}: a {self.export.task} export has no labels to classify with "
-                           f"(use embed or nearest)")
+        self.export.require("text-classification", "does not classify texts")
         answer = self.run(text)
         if answer.output.shape != (len(self.export.labels),):
             raise AppError(f"{self.artifact.path}: output shape {list(answer.output.shape)} does not match "
@@ -105,9 +196,7 @@ class DemoModel:
                           probabilities={name: float(p) for name, p in zip(self.export.labels, probs)})
 
     def embed(self, text: str) -> Answer:
-        if self.export.classifier:
-            raise AppError(f"{self.export.folder}: a {self.export.task} export gives labels, not embeddings "
-                           f"(use classify)")
+        self.export.require("feature-extraction", "gives no embeddings")
         return self.run(text)
 
 

@@ -1,10 +1,13 @@
 """Run one artifact at batch 1 with its own runtime: LiteRT (.tflite), onnxruntime (.onnx) or
 OpenVINO (.xml). Each runtime is imported only when an artifact of its format is opened.
 
-``runner(inputs)`` takes int32 arrays [1, n] by input name and returns the single output as
-float32 [K] (logits or embedding). Dynamic-shape artifacts run at the text's own length;
-static ones ([b, s] fixed at export) get the row padded with mask 0 to s (the text is never
-longer: the encoder truncates to the export's max_length, which is s) and b - 1 empty rows.
+``runner(inputs)`` takes int32 arrays [1, n] by input name and returns every named output of
+the artifact, batch row 0, as float32: {name: [K]} for a sentence output (logits, embedding)
+and {name: [L, K] or [L]} for a per-token one (token logits, start/end logits). Dynamic-shape
+artifacts run at the input's own length (L = n); static ones ([b, s] fixed at export) get the
+row padded with mask 0 to s (an input is never longer: the encoder keeps to the export's
+max_length, which is s) and b - 1 empty rows, so their per-token outputs have L = s rows, of
+which the caller reads the first n.
 """
 
 from __future__ import annotations
@@ -23,6 +26,11 @@ def _fit(inputs: dict[str, np.ndarray], shape: tuple[int, ...] | None) -> dict[s
     return {n: np.pad(v[:, :seq], ((0, rows - 1), (0, seq - min(v.shape[1], seq)))) for n, v in inputs.items()}
 
 
+def _row(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Batch row 0 of each output, float32."""
+    return {name: np.asarray(value[0], dtype=np.float32) for name, value in outputs.items()}
+
+
 def _static(dims) -> tuple[int, int] | None:
     dims = [d for d in dims]
     return (int(dims[0]), int(dims[1])) if all(isinstance(d, (int, np.integer)) and d > 0 for d in dims) else None
@@ -38,19 +46,21 @@ class LiteRT:
         [key] = self._interp.get_signature_list()
         self._run = self._interp.get_signature_runner(key)
         details = self._run.get_input_details()
-        [(self.output_name, out)] = self._run.get_output_details().items()
         self.input_names = tuple(details)
+        self.output_names = tuple(self._run.get_output_details())
         self.shape = _static(next(iter(details.values()))["shape_signature"])
-        scales, zeros = out["quantization_parameters"]["scales"], out["quantization_parameters"]["zero_points"]
-        self._dequant = (float(scales[0]), int(zeros[0])) if out["dtype"] != np.float32 and len(scales) else None
+        self._dequant = {}  # int8 outputs (full-int8 artifacts): name -> (scale, zero point)
+        for name, out in self._run.get_output_details().items():
+            scales, zeros = out["quantization_parameters"]["scales"], out["quantization_parameters"]["zero_points"]
+            if out["dtype"] != np.float32 and len(scales):
+                self._dequant[name] = (float(scales[0]), int(zeros[0]))
         self.runtime = f"ai-edge-litert {metadata.version('ai-edge-litert')}"
 
-    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        out = self._run(**_fit(inputs, self.shape))[self.output_name][0]
-        if self._dequant is not None:
-            scale, zero = self._dequant
-            return (out.astype(np.float32) - zero) * scale
-        return out.astype(np.float32)
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outputs = self._run(**_fit(inputs, self.shape))
+        for name, (scale, zero) in self._dequant.items():
+            outputs[name] = (outputs[name].astype(np.float32) - zero) * scale
+        return _row(outputs)
 
 
 class OnnxRuntime:
@@ -63,13 +73,13 @@ class OnnxRuntime:
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         inputs = self._session.get_inputs()
         self.input_names = tuple(i.name for i in inputs)
-        self.output_name = self._session.get_outputs()[0].name
+        self.output_names = tuple(o.name for o in self._session.get_outputs())
         self.shape = _static(inputs[0].shape)
         self.runtime = f"onnxruntime {ort.__version__}"
 
-    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        [out] = self._session.run([self.output_name], _fit(inputs, self.shape))
-        return np.asarray(out[0], dtype=np.float32)
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        values = self._session.run(list(self.output_names), _fit(inputs, self.shape))
+        return _row(dict(zip(self.output_names, values)))
 
 
 class OpenVINO:
@@ -78,7 +88,7 @@ class OpenVINO:
 
         model = ov.Core().read_model(str(path))
         self.input_names = tuple(p.get_any_name() for p in model.inputs)
-        self.output_name = model.outputs[0].get_any_name()
+        self.output_names = tuple(p.get_any_name() for p in model.outputs)
         shape = model.inputs[0].get_partial_shape()
         self.shape = (shape[0].get_length(), shape[1].get_length()) if shape.is_static else None
         compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads,
@@ -86,9 +96,9 @@ class OpenVINO:
         self._request = compiled.create_infer_request()
         self.runtime = f"openvino {ov.get_version().split('-')[0]}"
 
-    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         result = self._request.infer(_fit(inputs, self.shape))
-        return np.asarray(next(iter(result.values()))[0], dtype=np.float32)
+        return _row({port.get_any_name(): value for port, value in result.items()})
 
 
 RUNTIMES = {"tflite": LiteRT, "onnx": OnnxRuntime, "openvino": OpenVINO}

@@ -3,8 +3,15 @@
 ``tokenizer.json`` when present (it carries its normaliser, lower-casing included), else
 ``vocab.txt`` with ``do_lower_case`` from ``tokenizer_config.json`` — the same rules edgekit
 used when it evaluated the artifact, so the app feeds the numbers the export was checked on.
-Texts longer than ``max_length`` tokens ([CLS] and [SEP] included) are truncated, and the
-encoding says so.
+
+Sentence tasks (``encode``): a text longer than ``max_length`` tokens ([CLS] and [SEP]
+included) is truncated, and the encoding says so. Token classification (``tag_windows``): the
+text's tokens are split between words into windows that fit, each wrapped in the specials
+(``entities.word_windows``, the split edgekit evaluated on), so no word is lost. Question
+answering (``pair_windows``): ``[CLS] question [SEP] context [SEP]``, the question cut to
+``max_query`` tokens, a long context split by the tokenizers library's overflow with
+``doc_stride`` context tokens repeated between windows (``qa_window_sizes``: edgekit's
+settings for the export's ``max_length``).
 """
 
 from __future__ import annotations
@@ -15,7 +22,20 @@ from pathlib import Path
 
 import numpy as np
 
+from demo_app.entities import word_windows
 from demo_app.exportdir import AppError, error_line
+
+# edgekit.tasks.question_answering's settings (the manifest does not record them): BERT's SQuAD
+# doc stride and question cap, shrunk for a short max_length so most of a window is context.
+DOC_STRIDE, MAX_QUERY_LENGTH = 128, 64
+SPECIALS = 3  # [CLS] question [SEP] context [SEP]
+
+
+def qa_window_sizes(max_length: int) -> tuple[int, int]:
+    """(doc_stride, max_query) tokens for windows of ``max_length`` tokens: the question keeps at
+    most a quarter of a window, the stride at most half of the context's room."""
+    query = min(MAX_QUERY_LENGTH, max_length // 4)
+    return min(DOC_STRIDE, (max_length - SPECIALS - query) // 2), query
 
 
 @dataclass(frozen=True)
@@ -27,6 +47,35 @@ class Encoded:
     @property
     def truncated(self) -> bool:
         return self.text_tokens > self.tokens
+
+
+@dataclass(frozen=True)
+class TokenWindows:
+    """One text as windows of whole words; content tokens are the text's own (no specials)."""
+
+    inputs: list[dict[str, np.ndarray]]  # per window: int32 [1, n_i] by input name
+    content: list[tuple[int, int]]  # per window: [first, stop) of its content tokens among its n_i
+    word_ids: list[int]  # per content token (all windows in order): its word in the text
+    offsets: list[tuple[int, int]]  # per content token: (start, end) characters in the text
+    tokens: int  # the whole text's tokens, specials included once
+
+    @property
+    def windows(self) -> int:
+        return len(self.inputs)
+
+
+@dataclass(frozen=True)
+class PairWindows:
+    """A question and its context as W windows of at most max_length tokens."""
+
+    inputs: list[dict[str, np.ndarray]]  # per window: int32 [1, n_i] by input name
+    offsets: np.ndarray  # int32 [W, S, 2]: context tokens' (start, end) characters; -1 elsewhere; S = max n_i
+    question_tokens: int  # the whole question's tokens
+    question_kept: int  # of those, the ones every window holds (<= max_query)
+
+    @property
+    def windows(self) -> int:
+        return len(self.inputs)
 
 
 class TextEncoder:
@@ -51,17 +100,58 @@ class TextEncoder:
         except Exception as err:
             raise AppError(f"{source}: cannot load the tokenizer ({error_line(err)})") from None
         self._tok.no_padding()
-        self._tok.enable_truncation(max_length=max_length)
         self.max_length = max_length
         self.input_names = input_names
 
+    def _inputs(self, ids, type_ids) -> dict[str, np.ndarray]:
+        arrays = {"input_ids": ids, "attention_mask": [1] * len(ids), "token_type_ids": type_ids}
+        return {n: np.asarray([arrays[n]], dtype=np.int32) for n in self.input_names}
+
     def encode(self, text: str) -> Encoded:
+        self._tok.enable_truncation(max_length=self.max_length)
         enc = self._tok.encode(text)
         text_tokens = len(enc.ids)
         if enc.overflowing:  # count the whole text once, only when it did not fit
             self._tok.no_truncation()
             text_tokens = len(self._tok.encode(text).ids)
-            self._tok.enable_truncation(max_length=self.max_length)
-        arrays = {"input_ids": enc.ids, "attention_mask": enc.attention_mask, "token_type_ids": enc.type_ids}
-        inputs = {n: np.asarray([arrays[n]], dtype=np.int32) for n in self.input_names}
-        return Encoded(inputs=inputs, tokens=len(enc.ids), text_tokens=text_tokens)
+        return Encoded(inputs=self._inputs(enc.ids, enc.type_ids), tokens=len(enc.ids), text_tokens=text_tokens)
+
+    def tag_windows(self, text: str) -> TokenWindows:
+        """The text as windows of whole words, each ``[CLS] words [SEP]`` of at most max_length
+        tokens (a word longer than a window is cut into windows of its own)."""
+        self._tok.no_truncation()
+        enc = self._tok.encode(text)
+        content = [i for i, special in enumerate(enc.special_tokens_mask) if not special]
+        if not content:  # nothing but specials (e.g. only control characters): no word to tag
+            return TokenWindows([], [], [], [], len(enc.ids))
+        first, stop = content[0], content[-1] + 1
+        head, tail = slice(0, first), slice(stop, len(enc.ids))
+        word_ids = [enc.word_ids[i] for i in range(first, stop)]
+        inputs, spans = [], []
+        for a, b in word_windows(word_ids, self.max_length - (first + len(enc.ids) - stop)):
+            ids = enc.ids[head] + enc.ids[first + a:first + b] + enc.ids[tail]
+            types = enc.type_ids[head] + enc.type_ids[first + a:first + b] + enc.type_ids[tail]
+            inputs.append(self._inputs(ids, types))
+            spans.append((first, first + b - a))
+        return TokenWindows(inputs, spans, word_ids, [tuple(o) for o in enc.offsets[first:stop]], len(enc.ids))
+
+    def pair_windows(self, question: str, context: str) -> PairWindows:
+        """``[CLS] question [SEP] context [SEP]`` windows, token types 0 then 1."""
+        stride, max_query = qa_window_sizes(self.max_length)
+        if self.max_length - SPECIALS - max_query <= stride:
+            raise AppError(f"max_length {self.max_length} leaves no room for a context window after a "
+                           f"{max_query}-token question with a {stride}-token stride")
+        self._tok.no_truncation()
+        asked = self._tok.encode(question, add_special_tokens=False)
+        kept = min(len(asked.ids), max_query)
+        if kept < len(asked.ids):  # cut at a token boundary: the text tokenizes to those tokens again
+            question = question[:asked.offsets[kept - 1][1]]
+        self._tok.enable_truncation(self.max_length, stride=stride, strategy="only_second")
+        enc = self._tok.encode(question, context)
+        windows = [enc, *enc.overflowing]
+        offsets = np.full((len(windows), max(len(w.ids) for w in windows), 2), -1, dtype=np.int32)
+        for row, window in enumerate(windows):
+            for i, (sequence, span) in enumerate(zip(window.sequence_ids, window.offsets)):
+                if sequence == 1:
+                    offsets[row, i] = span
+        return PairWindows([self._inputs(w.ids, w.type_ids) for w in windows], offsets, len(asked.ids), kept)

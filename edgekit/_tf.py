@@ -34,6 +34,8 @@ def tf_modules() -> tuple[ModuleType, ModuleType]:
     inherited by the processes edgekit starts, so it cannot mean "the user chose it".)
     """
     global _started
+    if _started:  # the fast path, also what the losses reach when tf.function traces them
+        return sys.modules["tensorflow"], sys.modules["tf_keras"]
     level = os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     quiet = not _started and level not in ("0", "1")
     with _without_noise() if quiet else contextlib.nullcontext():

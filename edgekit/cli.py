@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from edgekit.errors import EdgekitError
+from edgekit.errors import DataError, EdgekitError
 
 
 class _Group(click.Group):
@@ -71,7 +71,6 @@ THREADS = _Threads()
 
 
 def _read_texts(texts: tuple[str, ...]) -> list[str]:
-    from edgekit.errors import DataError
     from edgekit.models.files import utf8_text
 
     if texts == ("-",):
@@ -97,11 +96,17 @@ def _read_texts(texts: tuple[str, ...]) -> list[str]:
 @click.argument("model")
 @click.argument("texts", nargs=-1, required=True)
 @click.option("--max-length", type=click.IntRange(min=2),
-              help="Truncate texts to N tokens [default: 128, or the model's limit].")
+              help="Tokens per model call: classifiers and encoders truncate to it, taggers and QA split into windows [default: 128, or the model's limit].")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1), help="Texts per model call.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON with full vectors.")
-def predict(model: str, texts: tuple[str, ...], max_length: int | None, batch_size: int, as_json: bool) -> None:
-    """Run MODEL on TEXTS and print labels (classifiers) or embeddings (encoders).
+@click.option("--context", "--pair", "pair", help="The second segment of every TEXT: the context a QA model "
+              "answers each TEXT (a question) from, the second text of a pair classifier.")
+@click.option("--tab-pairs", is_flag=True, help="Read each TEXT as text<TAB>pair (QA models always read "
+              "question<TAB>context without --context).")
+def predict(model: str, texts: tuple[str, ...], max_length: int | None, batch_size: int, as_json: bool,
+            pair: str | None, tab_pairs: bool) -> None:
+    """Run MODEL on TEXTS and print what its task answers: labels (classifiers), embeddings
+    (encoders), entities with character offsets (taggers), or the answer span (QA).
 
     MODEL is a built-in name (see `edgekit models`) or a Hugging Face model folder.
     Use - as the only TEXT to read texts from stdin, one per line.
@@ -109,8 +114,19 @@ def predict(model: str, texts: tuple[str, ...], max_length: int | None, batch_si
     from edgekit.predict import Predictor
 
     items = _read_texts(texts)
+    if pair is not None and tab_pairs:
+        raise EdgekitError("--tab-pairs reads each pair from its TEXT; drop --context/--pair (or --tab-pairs)")
     predictor = Predictor.load(model, max_length=max_length)
-    results = predictor.predict(items, batch_size=batch_size)
+    pairs = [pair] * len(items) if pair is not None else None
+    if predictor.task not in ("question-answering", "text-classification") and (pair is not None or tab_pairs):
+        raise EdgekitError(f"--context/--pair/--tab-pairs are for question-answering and text-classification "
+                           f"models; {model} is a {predictor.task} model")
+    if tab_pairs or (predictor.task == "question-answering" and pair is None):
+        items, pairs = _tab_pairs(items, "question<TAB>context" if predictor.task == "question-answering"
+                                  else "text<TAB>pair")
+    if pairs is not None and not pairs[0].strip():
+        raise DataError("--context/--pair is empty (expected the second text)")
+    results = predictor.predict(items, batch_size=batch_size, pairs=pairs)
     if as_json:
         doc = {
             "model": str(predictor.pretrained.source), "task": predictor.task,
@@ -122,9 +138,25 @@ def predict(model: str, texts: tuple[str, ...], max_length: int | None, batch_si
         if r.label is not None:
             probs = "  ".join(f"{name} {p:.3f}" for name, p in r.probabilities.items())
             click.echo(f"{r.label}\t{probs}\t{r.text}")
-        else:
+        elif r.embedding is not None:
             head = ", ".join(f"{v:+.4f}" for v in r.embedding[:4])
             click.echo(f"{r.embedding.shape[0]}-d [{head}, ...]\t{r.text}")
+        elif r.entities is not None:
+            found = "  ".join(f"{e['type']} {e['text']!r} {e['start']}-{e['end']} {e['score']:.3f}" for e in r.entities)
+            click.echo(f"{found or '(no entities)'}\t{r.text}")
+        else:
+            a = r.answer
+            shown = "(no answer)" if a is None else f"{a['text']!r}\t{a['score']:.3f}\t{a['start']}-{a['end']}"
+            click.echo(f"{shown}\t{r.text}")
+
+
+def _tab_pairs(items: list[str], form: str) -> tuple[list[str], list[str]]:
+    """Each item split at its tab into (text, pair); ``form`` names the expected layout."""
+    pairs = [item.split("\t", 1) for item in items]
+    for i, pair in enumerate(pairs, 1):
+        if len(pair) != 2 or not pair[0].strip() or not pair[1].strip():
+            raise DataError(f"text {i}: expected {form} (or pass --context), got {items[i - 1][:40]!r}")
+    return [a.strip() for a, _ in pairs], [b for _, b in pairs]
 
 
 @main.command()

@@ -42,6 +42,18 @@ FLIP_ONNX = "printf XX | dd of=export/onnx-fp32.onnx bs=1 seek=1000 conv=notrunc
 CHANGED = "sha256 does not match edgekit.json (changed after export; re-export, or pass --no-verify)"
 
 
+NER = ("printf 'name: n\\ntask: token-classification\\nmodel: {source: model, max_length: 16}\\ndata: {format: conll, "
+       "train: n.txt, labels: [O, B-PER, I-PER]}\\nfinetune: {epochs: 1}\\n' > n.yaml")  # a tagger recipe on n.txt
+
+
+def squad(answers: str) -> str:
+    """Setup writing q.json (one SQuAD question, q1, with ``answers`` as JSON) and q.yaml training on it."""
+    doc = ('{"data": [{"title": "t", "paragraphs": [{"context": "Paris is in France.", "qas": [{"id": "q1", '
+           f'"question": "Where?", "answers": {answers}}}]}}]}}]}}')
+    return (f"printf '%s' {shlex.quote(doc)} > q.json && printf 'name: q\\ntask: question-answering\\nmodel: {{source: "
+            "model, max_length: 16}\\ndata: {format: squad, train: q.json}\\nfinetune: {epochs: 1}\\n' > q.yaml")
+
+
 @dataclass(frozen=True)
 class Bad:
     id: str
@@ -147,6 +159,33 @@ CASES = [
     Bad("recipe-label-column-is-the-text", "sed -i 's/labels: \\[negative, positive\\]/label_column: sentence/' "
         "recipe.yaml", "edgekit check recipe.yaml",
         "Error: recipe.yaml: data.label_column: expected a column other than text_column's, got 'sentence'"),
+    # --- tasks ---
+    Bad("task-gate-not-the-tasks", "sed 's/evaluation: {split: test}/evaluation: {split: test, min_f1: 0.8}/' recipe.yaml "
+        "> g.yaml", "edgekit check g.yaml", "Error: g.yaml: evaluation.min_f1: expected a gate of task "
+        "'text-classification' (min_accuracy, max_accuracy_drop, min_agreement)"),
+    Bad("task-format-not-the-tasks", "sed 's/task: text-classification/task: token-classification/' recipe.yaml > f.yaml",
+        "edgekit check f.yaml", "Error: f.yaml: data.format: expected one of conll, jsonl for task "
+        "'token-classification', got 'tsv'"),
+    Bad("ner-tag-not-among-the-labels", NER + " && printf 'Angela B-PER\\nvisited O\\n\\nthe O\\nEU B-ORG\\n' > n.txt",
+        "edgekit train n.yaml", "sandbox/n.txt:5: tag 'B-ORG' is not among the labels"),
+    Bad("ner-tag-not-iob2", NER + " && printf 'Angela PER\\n' > n.txt", "edgekit train n.yaml",
+        "sandbox/n.txt:1: tag 'PER' is not IOB2 (expected O, B-TYPE or I-TYPE)"),
+    Bad("ner-empty-sentence", NER + " && sed -i 's/format: conll, train: n.txt/format: jsonl, train: n.jsonl/' n.yaml"
+        " && printf '{\"tokens\": [], \"tags\": []}\\n' > n.jsonl", "edgekit train n.yaml",
+        "sandbox/n.jsonl:1: empty sentence (expected at least one token in key 'tokens')"),
+    Bad("squad-answer-not-at-its-start", squad('[{"text": "France", "answer_start": 3}]'), "edgekit train q.yaml",
+        "sandbox/q.json: question q1: answer 'France' is not at answer_start 3"),
+    Bad("squad-question-without-answers", squad("[]"), "edgekit train q.yaml", "sandbox/q.json: question q1: no answers (expected at least one gold answer"),
+    Bad("squad-articles-on-both-sides", squad('[{"text": "France", "answer_start": 12}]')
+        + " && sed -i 's/train: q.json}/train: q.json, test: q.json}/' q.yaml", "edgekit check q.yaml",
+        "Error: q.yaml: data.test_articles: expected articles apart from train_articles"),
+    Bad("export-model-of-another-task", "sed 's/task: text-classification/task: feature-extraction/' recipe.yaml > e.yaml",
+        "edgekit export e.yaml --model model --out out", "Error: e.yaml: task: expected a feature-extraction model for "
+        "--model, got model, a text-classification model"),
+    Bad("predict-tab-pairs-without-a-tab", "", "edgekit predict model 'Where?' --tab-pairs",
+        "Error: text 1: expected text<TAB>pair (or pass --context), got 'Where?'"),
+    Bad("predict-pair-and-tab-pairs", "", "edgekit predict model 'Where?' --pair x --tab-pairs",
+        "Error: --tab-pairs reads each pair from its TEXT; drop --context/--pair (or --tab-pairs)"),
     # --- data files ---
     Bad("data-test-is-train", "sed -i 's/test: test.tsv/test: train.tsv/' recipe.yaml",
         "edgekit export recipe.yaml --model model --out new", "train.tsv: every one of its 64 texts is also in the "
@@ -330,8 +369,28 @@ CASES = [
         "demo_app: export/vocab.txt: sha256 does not match edgekit.json"),
     Bad("demo-tokenizer-missing", "rm export/tokenizer.json", "demo classify export hi",
         "demo_app: export/tokenizer.json: missing (listed in edgekit.json; re-export, or pass --no-verify)"),
-    Bad("demo-manifest-v1", "sed -i 's/\"edgekit_manifest\": 2/\"edgekit_manifest\": 1/' export/edgekit.json",
-        "demo artifacts export", "demo_app: export/edgekit.json: edgekit_manifest 1 was written by an older edgekit"),
+    Bad("demo-manifest-v2", "sed -i 's/\"edgekit_manifest\": 3/\"edgekit_manifest\": 2/' export/edgekit.json",
+        "demo artifacts export", "demo_app: export/edgekit.json: edgekit_manifest 2 was written by an older edgekit "
+        "(this app reads 3); re-export the folder"),
+    Bad("demo-manifest-task-unknown", "sed -i 's/\"task\": \"text-classification\"/\"task\": \"ner\"/' "
+        "export/edgekit.json", "demo classify export hi", "demo_app: export/edgekit.json: task: expected one of "
+        "text-classification, feature-extraction, token-classification, question-answering, got 'ner'"),
+    Bad("demo-manifest-output-renamed", "sed -i 's/\"name\": \"logits\"/\"name\": \"scores\"/' export/edgekit.json",
+        "demo classify export hi", "demo_app: export/edgekit.json: outputs: expected objects named logits for a "
+        "text-classification export"),
+    Bad("demo-ner-on-a-classifier", "", "demo ner export hi",
+        "demo_app: export: a text-classification export does not tag entities (use classify)"),
+    Bad("demo-answer-on-a-classifier", "", "demo answer export --context 'the movie' 'was it good?'",
+        "demo_app: export: a text-classification export does not answer questions (use classify)"),
+    Bad("demo-answer-question-without-context", "", "demo answer export 'was it good?'",
+        "demo_app: QUESTION arguments need --context TEXT (or give question<TAB>context lines on stdin)"),
+    Bad("demo-answer-context-blank", "", "demo answer export --context ' ' q",
+        "demo_app: --context: expected a non-empty text"),
+    Bad("demo-answer-context-not-utf8", "", "demo answer export --context \udcff q",
+        "demo_app: --context: not UTF-8 text"),
+    Bad("demo-answer-stdin-no-tab", "", "demo answer export",
+        "demo_app: stdin:2: expected question<TAB>context, got 'only a question'",
+        stdin=b"was it good?\tthe movie\nonly a question\n"),
     Bad("demo-nearest-k-negative", "", "demo nearest export --corpus notes.txt -k -1 hi", "demo_app: -k -1 is below 1"),
     Bad("demo-nearest-k-zero", "", "demo nearest export --corpus notes.txt -k 0 hi", "demo_app: -k 0 is below 1"),
     Bad("demo-nearest-k-huge", "", "demo nearest export --corpus notes.txt -k 1000000000000 hi",
@@ -365,7 +424,7 @@ CASES = [
     Bad("ondevice-json-user-file", "", "ondevice export --json notes.txt",
         "error: --json notes.txt: exists and is not an edgekit bench result (the only kind overwritten)"),
     Bad("bench-compare-old-schema", "echo '{\"edgekit_bench\": 1}' > old.json", "edgekit bench --compare old.json old.json",
-        "Error: old.json: not an edgekit bench result (schema 1, this edgekit reads 2: run the benchmark again)"),
+        "Error: old.json: not an edgekit bench result (schema 1, this edgekit reads 3: run the benchmark again)"),
     Bad("ondevice-not-an-artifact", "", "ondevice notes.txt", "error: notes.txt: not an artifact (expected a .tflite"),
     Bad("ondevice-threads-0", "", "ondevice export --threads 0", "error: argument --threads: expected 1..", code=2),
     Bad("ondevice-threads-huge", "", "ondevice export --threads 100000", "error: argument --threads: expected 1..",
@@ -379,6 +438,13 @@ CASES = [
     Bad("ondevice-manifest-no-inputs", "sed -i 's/\"inputs\": \\[/\"inputs\": [], \"old\": [/' export/edgekit.json",
         "ondevice export", "error: export/edgekit.json: inputs: expected input_ids and optionally attention_mask, "
         "token_type_ids; got []"),
+    Bad("ondevice-manifest-v2", "sed -i 's/\"edgekit_manifest\": 3/\"edgekit_manifest\": 2/' export/edgekit.json",
+        "ondevice export", "error: export/edgekit.json: edgekit_manifest 2 was written by an older edgekit (this one "
+        "reads 3); re-export the folder"),
+    Bad("ondevice-manifest-no-outputs", "sed -i 's/\"outputs\": \\[/\"outputs\": [], \"old\": [/' export/edgekit.json",
+        "ondevice export", "error: export/edgekit.json: outputs: expected at least one output, got []"),
+    Bad("ondevice-manifest-output-dtype", "sed -i 's/\"dtype\": \"float32\"/\"dtype\": \"float16\"/' export/edgekit.json",
+        "ondevice export", "error: export/edgekit.json: outputs[0].dtype: expected one of float32, got 'float16'"),
     Bad("ondevice-manifest-recipe-null", "sed -i 's/\"recipe\": {/\"recipe\": null, \"old\": {/' export/edgekit.json",
         "ondevice export", "error: --seq-len natural needs texts: the export's evaluation file is not here"),
     Bad("ondevice-texts-not-utf8", "printf 'a text\\n\\xff\\n' > t.txt", "ondevice export --texts t.txt",
@@ -390,7 +456,7 @@ CASES = [
         "error: t.tsv: no texts"),
     Bad("bench-compare-not-utf8", "printf '\\xff' > a.json", "edgekit bench --compare a.json a.json",
         "Error: a.json: cannot read benchmark JSON ("),
-    Bad("bench-compare-results-not-a-list", "echo '{\"edgekit_bench_folder\": 2, \"results\": 5}' > a.json",
+    Bad("bench-compare-results-not-a-list", "echo '{\"edgekit_bench_folder\": 3, \"results\": 5}' > a.json",
         "edgekit bench --compare a.json a.json", "Error: a.json: not an edgekit bench result (results: expected an "
         "array, got an integer)"),
 ]

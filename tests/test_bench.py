@@ -1,9 +1,10 @@
 """`edgekit bench`, the on-device script and --compare, on a tiny exported classifier (static
-[1, 16] tflite fp32, dynamic onnx fp32).
+[1, 16] tflite fp32, dynamic onnx fp32), a tiny tagger and a tiny extractive QA model.
 
 The script runs in a subprocess with ``python -I`` and must not import TensorFlow or edgekit;
 its JSON must validate against the schema ``edgekit bench`` writes. Absent devices are
-one-line errors; --on-host labels every figure; a folder run updates edgekit.json.
+one-line errors; --on-host labels every figure; a folder run updates edgekit.json. Both feed
+the task's inputs (question/context pairs for QA) and record the manifest outputs they saw.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from task_data import (NER_MAX_LENGTH, NER_TAGS, QA_MAX_LENGTH, export_task, write_ner_recipe, write_ner_task,
+                       write_qa_recipe, write_qa_task)
 from toy_data import toy_export
 from edgekit.cli import main
 from edgekit.ondevice import bench as ondevice
@@ -85,6 +88,8 @@ def test_script_runs_isolated_without_tensorflow_and_writes_the_bench_schema(exp
         assert (r["inputs"]["tokens_min"], r["inputs"]["tokens_max"]) == (min(counts), max(counts))
         assert r["energy"]["mj_per_inference"] == round(r["latency_ms"]["p50_ms"] * 6.4, 3)
         assert r["facts"]["cores"] == os.cpu_count() and r["facts"]["runtimes"]["numpy"] == np.__version__
+        assert r["task"] == "text-classification" and not r["inputs"]["pairs"]
+        assert r["outputs"] == [{"name": "logits", "shape": [1, 3]}]  # the tiny classifier's 3 labels
     assert [r["shapes"] for r in doc["results"]] == ["static", "dynamic"]
     assert doc["results"][1]["runtime"].startswith("onnxruntime")
 
@@ -274,3 +279,161 @@ def test_validate_reports_missing_keys_and_disordered_percentiles(folder):
     broken = {**doc, "latency_ms": {**doc["latency_ms"], "p99_ms": 0.0}}
     assert ondevice.validate(broken) == ["$.latency_ms: expected 0 < min <= p50 <= p90 <= p99"]
     assert ondevice.validate({**doc, "where": "cloud"}) == ["$.where: expected one of host, device, got 'cloud'"]
+
+
+# --- the tasks' own inputs and outputs ----------------------------------------------------------
+
+TASK_BODY = """export:
+  seq_len: {seq_len}
+  targets:
+    - {{format: tflite, precision: fp32, shapes: static}}
+    - {{format: onnx, precision: fp32}}
+    - {{format: openvino, precision: fp32}}
+evaluation: {{split: test}}
+"""
+
+
+@pytest.fixture(scope="module")
+def ner_export(tmp_path_factory):
+    """The toy tagger's export: static [1, 16] tflite, dynamic onnx and openvino (7 IOB2 tags)."""
+    folder = write_ner_task(tmp_path_factory.mktemp("ner"))
+    return export_task(write_ner_recipe(folder, TASK_BODY.format(seq_len=NER_MAX_LENGTH)), folder / "out")
+
+
+@pytest.fixture(scope="module")
+def qa_export(tmp_path_factory):
+    """The toy QA model's export: static [1, 136] tflite, dynamic onnx and openvino."""
+    folder = write_qa_task(tmp_path_factory.mktemp("qa"))
+    return export_task(write_qa_recipe(folder, TASK_BODY.format(seq_len=QA_MAX_LENGTH)), folder / "out")
+
+
+def _edit(folder: Path, change) -> None:
+    manifest = json.loads((folder / "edgekit.json").read_text())
+    change(manifest)
+    (folder / "edgekit.json").write_text(json.dumps(manifest))
+
+
+def test_a_tagger_runs_on_its_conll_sentences_and_returns_logits_per_token(ner_export, tmp_path):
+    from edgekit.models import TextTokenizer
+
+    folder = Path(shutil.copytree(ner_export, tmp_path / "out"))
+    sentences = []
+    for block in (ner_export.parent / "test.txt").read_text().split("\n\n"):
+        words = [line.split()[0] for line in block.splitlines() if line and not line.startswith("-DOCSTART-")]
+        sentences += [" ".join(words)] if words else []
+    counts = TextTokenizer(folder).lengths(sentences, NER_MAX_LENGTH)
+    proc, imported = _script([str(folder), "--threads", "1", "--json", str(folder / "d.json"), *FAST],
+                             hide=("tokenizers",))
+    assert proc.returncode == 0 and imported == [], proc.stderr
+    doc = json.loads((folder / "d.json").read_text())
+    assert ondevice.validate(doc) == [] and len(doc["results"]) == 3 and len(sentences) == 12
+    for r in doc["results"]:
+        assert (r["status"], r["task"], r["inputs"]["pairs"]) == ("ok", "token-classification", False)
+        assert r["inputs"]["source"] == "test.txt (12 texts) tokenized by built-in WordPiece (tokenizer.json)"
+        assert r["inputs"]["tokens_mean"] == round(np.mean(counts), 2)
+        assert r["outputs"] == [{"name": "logits", "shape": [1, counts[0], len(NER_TAGS)]}]
+    result = CliRunner().invoke(main, ["bench", str(folder), "--seq-len", "12", "--threads", "1", *FAST])
+    assert result.exit_code == 0, result.output
+    doc = json.loads((folder / "bench" / "all-x86-cpu-seq12.json").read_text())
+    assert ondevice.validate(doc) == [] and "outputs (first input): logits [1, 12, 7]" in result.output
+    assert [r["outputs"] for r in doc["results"]] == [[{"name": "logits", "shape": [1, 12, 7]}]] * 3
+
+
+def test_question_answering_runs_on_question_context_pairs_with_the_context_as_token_type_1(qa_export, tmp_path):
+    from tokenizers import Tokenizer, __version__
+
+    folder = Path(shutil.copytree(qa_export, tmp_path / "out"))
+    squad = json.loads((qa_export.parent / "squad.json").read_text())
+    pairs = [(qa["question"], p["context"]) for p in squad["data"][3]["paragraphs"] for qa in p["qas"]]  # test split
+    backend = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    backend.enable_truncation(QA_MAX_LENGTH)
+    encodings = [backend.encode(q, c) for q, c in pairs]
+    manifest = ondevice.read_manifest(folder)
+    samples, info = ondevice.make_inputs(folder, manifest, "natural", ondevice.natural_texts(manifest, folder),
+                                         ondevice.load_tokenizer(folder))
+    library = f"tokenizers {__version__} (tokenizer.json)"
+    assert info["pairs"] and info["source"] == f"squad.json (6 question/context pairs) tokenized by {library}"
+    assert [s["input_ids"].tolist() for s in samples] == [[e.ids] for e in encodings]
+    assert [s["token_type_ids"].tolist() for s in samples] == [[e.type_ids] for e in encodings]
+    question = len(backend.encode(pairs[0][0], add_special_tokens=False).ids)
+    length = len(encodings[0].ids)
+    assert samples[0]["token_type_ids"][0].tolist() == [0] * (question + 2) + [1] * (length - question - 2)
+    proc, imported = _script([str(folder), "--threads", "1", "--json", str(folder / "d.json"), *FAST],
+                             hide=("tokenizers",))
+    assert proc.returncode == 0 and imported == [], proc.stderr
+    doc = json.loads((folder / "d.json").read_text())
+    assert ondevice.validate(doc) == []
+    for r in doc["results"]:
+        assert (r["status"], r["task"], r["inputs"]["pairs"]) == ("ok", "question-answering", True)
+        assert r["inputs"]["tokens_mean"] == round(np.mean([len(e.ids) for e in encodings]), 2)
+        assert r["outputs"] == [{"name": "start_logits", "shape": [1, length]},
+                                {"name": "end_logits", "shape": [1, length]}]
+    texts = tmp_path / "pairs.tsv"
+    texts.write_text("question\tcontext\nwho was at the cafe\tbob was at the cafe .\nwhere\tin paris !\n")
+    proc, _ = _script([str(folder / "onnx-fp32.onnx"), "--texts", str(texts), "--threads", "1",
+                       "--json", str(folder / "t.json"), *FAST])
+    assert proc.returncode == 0, proc.stderr
+    inputs = json.loads((folder / "t.json").read_text())["inputs"]
+    counts = [len(backend.encode(q, c).ids) for q, c in (("who was at the cafe", "bob was at the cafe ."),
+                                                          ("where", "in paris !"))]
+    assert inputs["source"] == f"pairs.tsv (2 question/context pairs) tokenized by {library}"
+    assert (inputs["tokens_min"], inputs["tokens_max"]) == (min(counts), max(counts))
+    result = CliRunner().invoke(main, ["bench", str(folder), "--seq-len", "40", "--threads", "1", *FAST])
+    assert result.exit_code == 0, result.output
+    doc = json.loads((folder / "bench" / "all-x86-cpu-seq40.json").read_text())
+    assert ondevice.validate(doc) == [] and [r["inputs"]["source"] for r in doc["results"]] == [
+        f"squad.json (its first question, every context) tokenized by {library}, first 40 tokens"] * 3
+    assert [r["outputs"] for r in doc["results"]] == [[{"name": "start_logits", "shape": [1, 40]},
+                                                       {"name": "end_logits", "shape": [1, 40]}]] * 3
+
+
+@pytest.mark.parametrize("lines, problem", [
+    ("who was there\n", ":1: 1 tab-separated column (expected question<TAB>context)"),
+    ("a\tb\tc\n", ":1: 3 tab-separated columns (expected question<TAB>context)"),
+    ("question\tcontext\nwho\tbob\n\nwhere\t \n", ":4: empty context (expected question<TAB>context)"),
+    ("\twhere bob was\n", ":1: empty question (expected question<TAB>context)"),
+    ("question\tcontext\n", ": no question<TAB>context lines"),
+])
+def test_question_answering_texts_are_question_tab_context_lines(qa_export, tmp_path, lines, problem):
+    path = tmp_path / "pairs.tsv"
+    path.write_text(lines)
+    proc, _ = _script([str(qa_export / "onnx-fp32.onnx"), "--texts", str(path), "--json", str(tmp_path / "r.json")])
+    assert proc.returncode == 1 and proc.stderr.strip() == f"error: {path}{problem}"
+
+
+def test_question_answering_without_its_squad_file_asks_for_pairs(qa_export, tmp_path):
+    folder = Path(shutil.copytree(qa_export, tmp_path / "out"))
+    _edit(folder, lambda m: m["recipe"]["data"].update(test="/gone/squad.json"))
+    message = ("question-answering needs question/context pairs and the export's evaluation file (/gone/squad.json) "
+               "is not here; pass --texts FILE of question<TAB>context lines (the on-device script)")
+    proc, _ = _script([str(folder), "--seq-len", "16"])
+    assert proc.returncode == 1 and proc.stderr.strip() == f"error: {message}"
+    result = CliRunner().invoke(main, ["bench", str(folder), *FAST])
+    assert result.exit_code == 1 and result.output.strip() == f"Error: {message}"
+
+
+def test_outputs_other_than_the_manifests_fail_the_artifact_naming_both(qa_export, export, tmp_path):
+    folder = Path(shutil.copytree(qa_export, tmp_path / "qa"))
+    _edit(folder, lambda m: m["outputs"][0].update(name="begin_logits"))
+    proc, _ = _script([str(folder), "--seq-len", "8", "--threads", "1", *FAST])
+    assert proc.returncode == 1 and ("onnx-fp32.onnx: failed: ValueError: onnx-fp32.onnx has outputs end_logits, "
+                                     "start_logits; edgekit.json names begin_logits, end_logits") in proc.stderr
+    result = CliRunner().invoke(main, ["bench", str(folder / "onnx-fp32.onnx"), "--seq-len", "8", *FAST])
+    assert result.exit_code == 1 and result.output.strip() == (
+        "Error: onnx-fp32.onnx: ValueError: the artifact returned end_logits, start_logits; edgekit.json lists "
+        "begin_logits, end_logits")
+    folder = Path(shutil.copytree(export[1], tmp_path / "cls"))
+    _edit(folder, lambda m: m["outputs"][0].update(shape=["batch", 5]))
+    wrong = "output logits has shape [1, 3], expected [1, 5] (edgekit.json: ['batch', 5] for 8 tokens)"
+    proc, _ = _script([str(folder / "onnx-fp32.onnx"), "--seq-len", "8", "--threads", "1", *FAST])
+    assert proc.returncode == 1 and f"onnx-fp32.onnx: failed: ValueError: {wrong}" in proc.stderr
+    result = CliRunner().invoke(main, ["bench", str(folder / "onnx-fp32.onnx"), "--seq-len", "8", *FAST])
+    assert result.exit_code == 1 and result.output.strip() == f"Error: onnx-fp32.onnx: ValueError: {wrong}"
+
+
+@pytest.mark.parametrize("a, b, room, kept", [
+    (3, 4, 8, (3, 4)), (10, 3, 8, (5, 3)), (3, 10, 8, (3, 5)), (1, 20, 8, (1, 7)), (6, 6, 7, (3, 4)),
+    (9, 6, 7, (4, 3)), (5, 9, 8, (4, 4)), (4, 4, 0, (0, 0)),
+])
+def test_pairs_are_truncated_longest_first(a, b, room, kept):
+    assert ondevice.longest_first(a, b, room) == kept

@@ -98,7 +98,7 @@ def _rewrite_weights(folder, change):
         (lambda w: w.update({"bert.encoder.layer.0.intermediate.dense.weight": np.zeros((48, 32), np.float32)}),
          "tensor 'encoder.layer.0.intermediate.dense.weight' has shape (48, 32), config.json implies (64, 32)"),
         (lambda w: w.update({"qa_outputs.weight": np.zeros((2, 32), np.float32)}),
-         "unexpected tensors qa_outputs.weight"),
+         "the weights hold both a classifier and a qa_outputs head"),
     ],
 )
 def test_bad_weights_are_named(tmp_path, change, expected):

@@ -24,7 +24,8 @@ BAD_RECIPES = {
     "bad_precision": "export.targets[1].precision: expected one of 'fp32', 'fp16', 'int8-dynamic', 'int8-full',",
     "precision_not_for_format": "export.targets[0].precision: expected one of fp32, int8-dynamic, int8-static "
                                 "for onnx, got 'fp16'",
-    "missing_task": "task: missing required key (expected one of 'text-classification', 'feature-extraction')",
+    "missing_task": "task: missing required key (expected one of 'text-classification', 'feature-extraction', "
+                    "'token-classification', 'question-answering')",
     "invalid_syntax": "invalid YAML: line 4, column 1: expected ',' or '}'",
     "top_level_list": "expected a mapping of keys at the top level, got list",
     "student_order": "distill.student.layers_from_teacher: expected increasing distinct indices, got [3, 1]",

@@ -1,7 +1,8 @@
 """demo_app on tiny exports written by `edgekit export`: the same numbers as edgekit's own
-runners for every artifact, the command line, files changed after the export refused, the web
-API's limits, errors and stalled clients, and that the app (run with ``python -I``) never
-imports TensorFlow or edgekit."""
+runners for every artifact, entities and answers that score exactly what the export measured,
+the command line, files changed after the export refused, the web API's limits, errors and
+stalled clients, the app copied with ``cp -rL`` (its shared decoders are symlinks), and that it
+(run with ``python -I``) never imports TensorFlow or edgekit."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from demo_exports import DemoServer, classifier_export, encoder_export, imported_modules
+from demo_exports import DemoServer, classifier_export, encoder_export, imported_modules, ner_export, qa_export
 
 DEMO = REPO / "demo_app"
 TEXTS = ["the movie was great", "bad terrible cafe", "good , the cafe !", "the movie was bad ."]
@@ -35,6 +36,16 @@ def cls_export(tmp_path_factory):
 @pytest.fixture(scope="module")
 def enc_export(tmp_path_factory):
     return encoder_export(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def ner_exp(tmp_path_factory):
+    return ner_export(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def qa_exp(tmp_path_factory):
+    return qa_export(tmp_path_factory)
 
 
 def app(*args, stdin: str | None = None, importtime: bool = False) -> subprocess.CompletedProcess:
@@ -63,7 +74,7 @@ def test_every_artifact_answers_like_edgekits_runner(cls_export):
         runner = importlib.import_module(f"edgekit.export.{row['format']}").load(cls_export / row["path"], 1)
         for text in TEXTS + [LONG]:
             enc = tokenizer.encode([text], manifest["max_length"])
-            expected = runner({n: enc[n] for n in runner.input_names})[0]
+            expected = runner({n: enc[n] for n in runner.input_names})["logits"][0]
             p = model.classify(text)
             np.testing.assert_allclose(p.answer.output, expected, atol=1e-5, err_msg=f"{row['path']}: {text}")
             assert p.label == manifest["labels"][int(expected.argmax())]
@@ -115,7 +126,7 @@ def test_embed_and_nearest_on_an_encoder_export(enc_export, tmp_path):
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     enc = TextTokenizer(enc_export).encode(["bad cafe"], 16)
     runner = load(enc_export / "tflite-fp32.tflite")
-    expected = runner({n: enc[n] for n in runner.input_names})[0]
+    expected = runner({n: enc[n] for n in runner.input_names})["embedding"][0]
     assert len(rows[0]["embedding"]) == 32
     np.testing.assert_allclose(rows[0]["embedding"], expected, atol=1e-5)
     corpus = tmp_path / "corpus.txt"
@@ -140,7 +151,15 @@ def test_user_errors_are_one_line(cls_export, enc_export, tmp_path):
 
     manifest = json.loads((cls_export / "edgekit.json").read_text())
     for key, value, message in [
-            ("edgekit_manifest", 3, "edgekit_manifest 3 was written by a newer edgekit (this app reads 2)"),
+            ("edgekit_manifest", 4, "edgekit_manifest 4 was written by a newer edgekit (this app reads 3)"),
+            ("edgekit_manifest", 2, "edgekit_manifest 2 was written by an older edgekit (this app reads 3); "
+                                    "re-export the folder"),
+            ("task", "translation", "task: expected one of text-classification, feature-extraction, "
+                                    "token-classification, question-answering, got 'translation'"),
+            ("outputs", None, "outputs: missing"),
+            ("outputs", [{"name": "embedding"}], 'outputs: expected objects named logits for a text-classification '
+                                                 'export, e.g. {"name": "logits"}'),
+            ("task", "token-classification", "labels: expected IOB2 tags (O, B-TYPE, I-TYPE), got 'negative'"),
             ("inputs", ["input_ids"], 'inputs: expected objects with a name, e.g. {"name": "input_ids"}'),
             ("tokenizer", ["../vocab.txt"], "tokenizer: expected a file name inside the export folder, got '../"),
             ("artifacts", [{"format": "onnx", "path": "onnx-fp32.onnx", "files": "onnx-fp32.onnx"}],
@@ -156,10 +175,14 @@ def test_user_errors_are_one_line(cls_export, enc_export, tmp_path):
     assert one_line_error(app("classify", cls_export, "--artifact", "coreml-fp16", "x")).endswith(
         "no artifact 'coreml-fp16' (expected one of: tflite-fp32, tflite-int8-dynamic, onnx-fp32, openvino-fp32, tflite-int8-full)")
     assert "no text given" in one_line_error(app("classify", cls_export, stdin=""))
-    assert "has no labels to classify with (use embed or nearest)" in one_line_error(app("classify", enc_export, "x"))
-    assert "gives labels, not embeddings (use classify)" in one_line_error(app("embed", cls_export, "x"))
+    assert one_line_error(app("classify", enc_export, "x")) == \
+        f"demo_app: {enc_export}: a feature-extraction export does not classify texts (use embed or nearest)"
+    assert one_line_error(app("embed", cls_export, "x")) == \
+        f"demo_app: {cls_export}: a text-classification export gives no embeddings (use classify)"
     assert "cannot read it" in one_line_error(app("nearest", enc_export, "--corpus", tmp_path / "none.txt", "x"))
-    assert "has no labels" in one_line_error(app("serve", enc_export))
+    assert one_line_error(app("serve", enc_export)).endswith(
+        "the page classifies, tags entities or answers questions; a feature-extraction export does none of those "
+        "(use the embed or nearest commands)")
 
 
 def test_files_changed_after_the_export_are_refused(cls_export, tmp_path):
@@ -255,6 +278,7 @@ def test_server_binds_loopback_and_serves_the_page(server):
     info = json.loads(info)
     assert info["artifact"] == "tflite-fp32.tflite" and info["labels"] == ["negative", "neutral", "positive"]
     assert info["max_length"] == 16 and info["runtime"].startswith("ai-edge-litert")
+    assert (info["task"], info["api"]) == ("text-classification", "/api/classify")
 
 
 def test_api_classify_matches_the_runtime(server, cls_export):
@@ -380,3 +404,271 @@ def test_server_never_imports_tensorflow_or_edgekit(server):
     assert {"ai_edge_litert", "tokenizers", "http", "demo_app"} <= modules
     assert not modules & FORBIDDEN, sorted(modules & FORBIDDEN)
     assert "Traceback" not in log  # nothing failed inside the server during the tests above
+
+
+# ------------------------------------------------------------------------------ NER and QA exports
+
+def _manifest(folder) -> dict:
+    return json.loads((folder / "edgekit.json").read_text())
+
+
+def word_tags(text_words: list[str], entities: list[dict]) -> list[str]:
+    """IOB2 tags of the words of ``" ".join(text_words)`` from entities' character offsets;
+    every entity must start and end on a word boundary."""
+    starts = np.cumsum([0] + [len(w) + 1 for w in text_words[:-1]])
+    tags = ["O"] * len(text_words)
+    for e in entities:
+        inside = [i for i, (a, w) in enumerate(zip(starts, text_words)) if a >= e["start"] and a + len(w) <= e["end"]]
+        assert inside, e
+        first, last = inside[0], inside[-1]
+        assert starts[first] == e["start"] and starts[last] + len(text_words[last]) == e["end"], e
+        tags[first] = f"B-{e['type']}"
+        for i in inside[1:]:
+            tags[i] = f"I-{e['type']}"
+    return tags
+
+
+def test_entities_score_exactly_what_the_export_measured(ner_exp):
+    """Every artifact, on the export's own test sentences (words joined by spaces), windows of
+    16 tokens included: the entity F1 of the app's entities is the manifest's."""
+    from demo_app.model import DemoModel
+    from edgekit.data.conll import read_conll
+    from edgekit.tasks.iob import entity_scores
+
+    manifest = _manifest(ner_exp)
+    test = read_conll(manifest["recipe"]["data"]["test"])
+    gold = [[test.tag_names[t] for t in row] for row in test.tags]
+    for row in manifest["artifacts"]:
+        model = DemoModel.load(ner_exp, row["path"])
+        predicted, windows = [], 0
+        for words in test.words:
+            text = " ".join(words)
+            tagged = model.entities(text)
+            assert all(e["text"] == text[e["start"]:e["end"]] and 0 < e["score"] <= 1 for e in tagged.entities)
+            predicted.append(word_tags(list(words), tagged.entities))
+            windows += tagged.windows
+        assert entity_scores(gold, predicted)["f1"] == pytest.approx(row["metrics"]["f1"], abs=1e-12), row["path"]
+        assert windows > len(test.words)  # some sentences needed more than one window
+    assert manifest["artifacts"][0]["metrics"]["f1"] > 0.8  # the toy tagger learned its task
+
+
+def test_answers_are_edgekits_answers_on_every_artifact(qa_exp):
+    """Every artifact, on the export's test questions (contexts of several 32-token windows):
+    the app's answers and their scores are those of edgekit's windows, runner and decoder, and
+    score the manifest's F1 and exact match."""
+    from demo_app.model import DemoModel
+    from edgekit.data.squad import read_squad
+    from edgekit.models import TextTokenizer
+    from edgekit.ondevice.answers import best_span
+    from edgekit.tasks import get
+    from edgekit.tasks.squad_metric import squad_scores
+
+    manifest = _manifest(qa_exp)
+    data = manifest["recipe"]["data"]
+    test = read_squad(data["test"], articles=tuple(data["test_articles"]))
+    names = tuple(i["name"] for i in manifest["inputs"])
+    features = get("question-answering").features(test, TextTokenizer(qa_exp), manifest["max_length"], names)
+    windows = features.meta
+    for row in manifest["artifacts"]:
+        model = DemoModel.load(qa_exp, row["path"])
+        runner = importlib.import_module(f"edgekit.export.{row['format']}").load(qa_exp / row["path"], 1)
+        answers = {}
+        for q, qid in enumerate(test.ids):
+            reply = model.answer(test.questions[q], test.contexts[q])
+            mine = np.flatnonzero(windows.example == q)
+            assert reply.windows == len(mine) and reply.question_kept == reply.question_tokens
+            outs = [runner(features.row_inputs(i)) for i in mine]
+            width = max(len(windows.ids[i]) for i in mine)
+            offsets = np.full((len(mine), width, 2), -1, dtype=np.int32)
+            start, end = np.zeros((len(mine), width)), np.zeros((len(mine), width))
+            for k, (i, out) in enumerate(zip(mine, outs)):
+                n = len(windows.ids[i])
+                offsets[k, :n], start[k, :n], end[k, :n] = windows.offsets[i], out["start_logits"][0][:n], \
+                    out["end_logits"][0][:n]
+            span = best_span(start, end, offsets)
+            assert (reply.start, reply.end) == (span["start"], span["end"]), (row["path"], qid)
+            assert reply.score == pytest.approx(span["score"], abs=1e-3) and reply.answer == \
+                test.contexts[q][span["start"]:span["end"]]
+            answers[qid] = reply.answer
+        scores = squad_scores(answers, test)
+        for metric in ("f1", "exact_match"):
+            assert scores[metric] == pytest.approx(row["metrics"][metric], abs=1e-12), (row["path"], metric)
+    assert windows.windowed > 0  # contexts longer than one window
+
+
+NER_TEXTS = ["bob zed was at the cafe", "the movie was great , kim", "!"]
+LONG_NER = " ".join(["ann zed , the cafe was good ."] * 4)  # 4 x 12 tokens (a ##n ##n z ##e ##d ...): 4 windows of 16
+
+
+def test_ner_command_json_plain_stdin_and_isolation(ner_exp):
+    from demo_app.model import DemoModel
+
+    model = DemoModel.load(ner_exp)
+    result = app("ner", ner_exp, *NER_TEXTS, LONG_NER, "--json", importtime=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    for row, text in zip(rows, NER_TEXTS + [LONG_NER]):
+        expected = model.entities(text)
+        assert row["text"] == text and row["entities"] == expected.entities and row["windows"] == expected.windows
+        assert row["artifact"] == "tflite-fp32.tflite" and row["tokens"] == expected.tokens
+    assert {"type": "PER", "text": "bob zed", "start": 0, "end": 7} == {k: rows[0]["entities"][0][k] for k in
+                                                                        ("type", "text", "start", "end")}
+    assert rows[2]["entities"] == [] and rows[3]["windows"] == 4 and rows[3]["tokens"] == 50
+    assert [e["text"] for e in rows[3]["entities"] if e["type"] == "PER"] == ["ann zed"] * 4
+    modules = imported_modules(result.stderr)
+    assert {"ai_edge_litert", "tokenizers", "numpy", "demo_app"} <= modules and not modules & FORBIDDEN
+    plain = app("ner", ner_exp, "--artifact", "onnx-fp32", stdin="\n".join([NER_TEXTS[0], "", LONG_NER]) + "\n")
+    assert plain.returncode == 0, plain.stderr
+    lines = plain.stdout.splitlines()
+    assert re.fullmatch(r"bob zed was at the cafe\t\d+\.\d\d ms", lines[0])
+    assert lines[1] == f"  PER\t{rows[0]['entities'][0]['score']:.3f}\t0-7\tbob zed"
+    long = next(i for i, line in enumerate(lines) if line.startswith(LONG_NER))
+    assert lines[long].endswith("ms  [4 windows of at most 16 tokens]")
+    assert len(lines) == 2 + len(rows[0]["entities"]) + len(rows[3]["entities"])
+
+
+def test_answer_command_context_stdin_cut_questions_and_errors(qa_exp, ner_exp, cls_export):
+    from demo_app.model import DemoModel
+
+    model = DemoModel.load(qa_exp)
+    context = "the movie was , the cafe was ! a b the movie was terrible . the cafe , the movie ! a b c"
+    long_question = "was the movie good or bad ? the cafe was great"  # 12 tokens; max_query is 32 // 4 = 8
+    result = app("answer", qa_exp, "--context", context, "what was it ?", long_question, "--json")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    first = model.answer("what was it ?", context)
+    assert rows[0]["answer"] == "terrible" == first.answer and (rows[0]["start"], rows[0]["end"]) == (49, 57)
+    assert rows[0]["windows"] == first.windows == 2 and rows[0]["score"] == first.score
+    assert (rows[1]["question_tokens"], rows[1]["question_kept"]) == (12, 8)
+    pairs = f"what was it ?\t{context}\n\nwhat was it ?\tthe cafe was good\n"
+    plain = app("answer", qa_exp, "--artifact", "openvino-fp32", stdin=pairs)
+    assert plain.returncode == 0, plain.stderr
+    lines = plain.stdout.splitlines()
+    assert re.fullmatch(r"terrible\t-?\d+\.\d{3}\t49-57\t\d+\.\d\d ms\twhat was it \?  "
+                        r"\[2 windows of at most 32 tokens\]", lines[0])
+    assert lines[1].startswith("good\t") and len(lines) == 2
+    cut = app("answer", qa_exp, "--context", context, long_question)
+    assert cut.stdout.rstrip().endswith(f"{long_question}  [question cut to 8 of 12 tokens]  "
+                                        "[2 windows of at most 32 tokens]")
+    assert one_line_error(app("answer", qa_exp, stdin="what was it ?\tgood\nno tab here\n")) == \
+        "demo_app: stdin:2: expected question<TAB>context, got 'no tab here'"
+    assert one_line_error(app("answer", qa_exp, "what was it ?")) == \
+        "demo_app: QUESTION arguments need --context TEXT (or give question<TAB>context lines on stdin)"
+    assert one_line_error(app("answer", qa_exp, "--context", " ", "q")) == \
+        "demo_app: --context: expected a non-empty text"
+    assert one_line_error(app("answer", cls_export, "--context", "a", "q")) == \
+        f"demo_app: {cls_export}: a text-classification export does not answer questions (use classify)"
+    assert one_line_error(app("ner", qa_exp, "x")) == \
+        f"demo_app: {qa_exp}: a question-answering export does not tag entities (use answer)"
+    assert one_line_error(app("classify", ner_exp, "x")) == \
+        f"demo_app: {ner_exp}: a token-classification export does not classify texts (use ner)"
+
+
+def test_shared_decoders_are_symlinks_and_a_cp_rL_copy_runs_alone(ner_exp, tmp_path):
+    """demo_app/entities.py and answers.py are edgekit's on-device decoders themselves; ``cp -rL``
+    (how the app goes to a Pi) turns them into plain files and the copy gives the same answers."""
+    for name in ("entities.py", "answers.py"):
+        link = DEMO / name
+        assert link.is_symlink() and link.resolve() == REPO / "edgekit" / "ondevice" / name
+    subprocess.run(["cp", "-rL", str(DEMO), str(tmp_path / "demo_app")], check=True)
+    copy = tmp_path / "demo_app"
+    assert not any(p.is_symlink() for p in copy.rglob("*"))
+    assert (copy / "entities.py").read_bytes() == (REPO / "edgekit" / "ondevice" / "entities.py").read_bytes()
+    copied = subprocess.run([sys.executable, "-I", str(copy), "ner", str(ner_exp), "--json", *NER_TEXTS],
+                            capture_output=True, text=True, timeout=300, cwd="/")
+    assert copied.returncode == 0, copied.stderr
+    here = app("ner", ner_exp, "--json", *NER_TEXTS)
+    strip = lambda out: [{k: v for k, v in json.loads(line).items() if k != "model_ms"} for line in out.splitlines()]
+    assert strip(copied.stdout) == strip(here.stdout)
+
+
+@pytest.fixture(scope="module")
+def ner_server(ner_exp, tmp_path_factory):
+    running = DemoServer(ner_exp, tmp_path_factory.mktemp("demo-ner-server") / "stderr.log")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def qa_server(qa_exp, tmp_path_factory):
+    running = DemoServer(qa_exp, tmp_path_factory.mktemp("demo-qa-server") / "stderr.log")
+    yield running
+    running.stop()
+
+
+def api(server, path: str, doc) -> tuple[int, dict]:
+    body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+    status, headers, data = server.request("POST", path, body, {"Content-Type": "application/json"})
+    assert headers["Content-Type"] == "application/json"
+    return status, json.loads(data)
+
+
+def test_api_ner_and_answer_match_the_model(ner_server, qa_server, ner_exp, qa_exp):
+    from demo_app.model import DemoModel
+
+    tagger, reader = DemoModel.load(ner_exp), DemoModel.load(qa_exp)
+    for server, task, route in ((ner_server, "token-classification", "/api/ner"),
+                                (qa_server, "question-answering", "/api/answer")):
+        info = json.loads(server.request("GET", "/api/info")[2])
+        assert (info["task"], info["api"], info["artifact"]) == (task, route, "tflite-fp32.tflite")
+    for text in NER_TEXTS + [LONG_NER, "café ☃ 日本 \U0001f600 bob"]:
+        status, answer = api(ner_server, "/api/ner", {"text": text})
+        expected = tagger.entities(text)
+        assert status == 200 and answer["entities"] == expected.entities and answer["windows"] == expected.windows
+        assert 0 < answer["model_ms"] <= answer["total_ms"] and answer["artifact"] == "tflite-fp32.tflite"
+    assert answer["entities"][-1]["text"] == "bob" and answer["entities"][-1]["start"] == 12  # code points
+    status, answer = api(ner_server, "/api/ner", {"text": LONG_NER})
+    assert answer["note"] == "The text has 50 tokens; the model read it in 4 windows of whole words, at most 16 " \
+                             "tokens each."
+    context = "the movie was , the cafe was ! a b the movie was terrible . the cafe , the movie ! a b c"
+    status, answer = api(qa_server, "/api/answer", {"question": "what was it ?", "context": context})
+    expected = reader.answer("what was it ?", context)
+    assert status == 200 and (answer["answer"], answer["start"], answer["end"]) == ("terrible", 49, 57)
+    assert answer["score"] == expected.score and answer["windows"] == 2
+    assert answer["note"] == "The context was read in 2 overlapping windows of at most 32 tokens."
+    status, answer = api(qa_server, "/api/answer", {"question": "was the movie good or bad ? the cafe was great",
+                                                    "context": "the cafe was good"})
+    assert status == 200 and answer["answer"] == "good"
+    assert answer["note"] == "The question has 12 tokens; the model read the first 8."
+
+
+ANSWER_EXAMPLE = '{"question": "Who visited Paris?", "context": "Angela Merkel visited Paris."}'
+
+
+@pytest.mark.parametrize("server_name, method, path, body, status, message", [
+    ("qa_server", "POST", "/api/answer", b'{"question": "q"}', 400, f"context: missing, e.g. {ANSWER_EXAMPLE}"),
+    ("qa_server", "POST", "/api/answer", b'{"context": "c"}', 400, "question: missing"),
+    ("qa_server", "POST", "/api/answer", b'{"question": "q", "context": null}', 400,
+     "context: expected a non-empty string, got null"),
+    ("qa_server", "POST", "/api/answer", b'{"question": " ", "context": "c"}', 400,
+     "question: expected a non-empty string, got a blank one"),
+    ("qa_server", "POST", "/api/answer", b'{"question": "q", "context": "c", "text": "t"}', 400,
+     f"text: unknown field (expected only question, context, e.g. {ANSWER_EXAMPLE})"),
+    ("qa_server", "POST", "/api/answer", b'{"question": "\\udc80", "context": "c"}', 400,
+     "question: not valid Unicode"),
+    ("qa_server", "POST", "/api/answer", b"[]", 400, f"expected a JSON object like {ANSWER_EXAMPLE}, got an array"),
+    ("qa_server", "POST", "/api/classify", b'{"text": "a"}', 404,
+     "no API /api/classify for a question-answering export (it answers POST /api/answer)"),
+    ("qa_server", "GET", "/api/answer", None, 405, f"GET /api/answer: not allowed (use POST /api/answer with a JSON "
+                                                   f"body like {ANSWER_EXAMPLE})"),
+    ("ner_server", "POST", "/api/ner", b'{"text": 5}', 400, "text: expected a non-empty string, got a number"),
+    ("ner_server", "POST", "/api/answer", b'{"question": "q", "context": "c"}', 404,
+     "no API /api/answer for a token-classification export (it answers POST /api/ner)"),
+    ("ner_server", "POST", "/api/ner", json.dumps({"text": "a" * 20000}).encode(), 413,
+     "request body 20012 bytes is over the 16384-byte limit"),
+])
+def test_ner_and_answer_errors_are_json_messages(request, server_name, method, path, body, status, message):
+    server = request.getfixturevalue(server_name)
+    got, headers, data = server.request(method, path, body)
+    assert got == status and headers["Content-Type"] == "application/json"
+    assert json.loads(data)["error"].startswith(message)
+    if status == 405:
+        assert headers["Allow"] == "POST"
+
+
+def test_task_servers_never_import_tensorflow_or_edgekit(ner_server, qa_server):
+    for server in (ner_server, qa_server):
+        log = server.stop()
+        modules = imported_modules(log)
+        assert {"ai_edge_litert", "tokenizers", "demo_app"} <= modules and not modules & FORBIDDEN
+        assert "Traceback" not in log

@@ -20,7 +20,7 @@ def _run(model, ids=IDS, mask=MASK):
 
 @pytest.mark.parametrize("pooling", ["cls", "mean", "pooler"])
 def test_output_shapes_per_pooling(tiny_config, pooling):
-    config = tiny_config.replace(pooling=pooling, num_labels=3, id2label=("a", "b", "c"))
+    config = tiny_config.replace(pooling=pooling, num_labels=3, id2label=("a", "b", "c"), task="text-classification")
     out = _run(build_encoder(config))
     assert out["last_hidden_state"].shape == (2, 7, 16)
     assert out["pooled"].shape == (2, 16)

@@ -91,10 +91,12 @@ def _inputs(pretrained, batch: int, seq: int, seed: int, pad: bool = True) -> di
     return inputs
 
 
-def _reference(pretrained, inputs) -> np.ndarray:
+def _reference(pretrained, inputs) -> dict[str, np.ndarray]:
+    from edgekit.export.base import task_outputs
+
     names = pretrained.model.input_names
     out = pretrained.model({n: inputs[n] for n in names}, training=False)
-    return (out["logits"] if pretrained.config.num_labels else out["pooled"]).numpy()
+    return {o.name: out[o.name].numpy() for o in task_outputs(pretrained)}
 
 
 def _calibration(pretrained, n: int = 12) -> tuple[dict[str, np.ndarray], ...]:
@@ -120,13 +122,17 @@ def _export(pretrained, row: FormatRow, folder: Path, *, static: bool = False, s
     return result
 
 
-def _assert_close(actual: np.ndarray, expected: np.ndarray, row: FormatRow) -> None:
-    """Within the row's tolerance, and (int8) well inside the spread of the outputs, so a
-    quantized graph that lost the signal cannot pass on a loose absolute bound."""
-    assert actual.dtype == np.float32 and actual.shape == expected.shape
-    err = np.abs(actual - expected).max()
-    assert err <= row.tolerance, f"{row.key}: max |diff| {err:.3g} > {row.tolerance}"
-    assert err <= 0.1 * np.ptp(expected), f"{row.key}: max |diff| {err:.3g} vs output range {np.ptp(expected):.3g}"
+def _assert_close(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray], row: FormatRow) -> None:
+    """The same named outputs, each within the row's tolerance and (int8) well inside the
+    spread of the outputs, so a quantized graph that lost the signal cannot pass on a loose
+    absolute bound."""
+    assert sorted(actual) == sorted(expected)
+    for name, want in expected.items():
+        got = actual[name]
+        assert got.dtype == np.float32 and got.shape == want.shape
+        err = np.abs(got - want).max()
+        assert err <= row.tolerance, f"{row.key} {name}: max |diff| {err:.3g} > {row.tolerance}"
+        assert err <= 0.1 * np.ptp(want), f"{row.key} {name}: max |diff| {err:.3g} vs output range {np.ptp(want):.3g}"
 
 
 @pytest.mark.parametrize("row", ROWS, ids=lambda r: r.key)
@@ -139,6 +145,9 @@ def test_dynamic_export_matches_tf(tmp_path, name, row):
     runner = load(result.files[0], threads=1)
     assert runner.runtime.startswith("onnxruntime ")
     assert sorted(runner.input_names) == sorted(pretrained.model.input_names)
+    from edgekit.export.base import task_outputs
+
+    assert runner.outputs == task_outputs(pretrained)  # read back from the artifact's record
     # two batch sizes and sequence lengths through the same session
     for batch, seq, seed in ((3, 11, 0), (2, 17, 1)):
         inputs = _inputs(pretrained, batch, seq, seed)
@@ -171,10 +180,10 @@ def test_padding_is_masked(tmp_path):
     pretrained = _pretrained("mean-normalize")
     runner = load(_export(pretrained, find(Format.ONNX, Precision.FP32), tmp_path).files[0], threads=1)
     inputs = _inputs(pretrained, 3, 12, seed=5)
-    padded = runner(inputs)
+    padded = runner(inputs)["embedding"]
     for row in range(3):
         n = int(inputs["attention_mask"][row].sum())
-        alone = runner({k: v[row:row + 1, :n] for k, v in inputs.items()})
+        alone = runner({k: v[row:row + 1, :n] for k, v in inputs.items()})["embedding"]
         np.testing.assert_allclose(padded[row:row + 1], alone, atol=1e-5)
 
 
@@ -329,7 +338,8 @@ def test_smoothing_keeps_fp32_outputs(name, kind):
     inputs = _inputs(pretrained, 3, 11, seed=7)
     session = ort.InferenceSession(smoothed.SerializeToString(), providers=["CPUExecutionProvider"])
     feed = {i.name: inputs[i.name] for i in session.get_inputs()}
-    np.testing.assert_allclose(session.run(None, feed)[0], _reference(pretrained, inputs), atol=2e-4)
+    [name] = [o.name for o in session.get_outputs()]
+    np.testing.assert_allclose(session.run(None, feed)[0], _reference(pretrained, inputs)[name], atol=2e-4)
 
 
 def test_int8_dynamic_smoothquant_with_calibration(tmp_path):

@@ -46,9 +46,11 @@ def _job(pretrained, row, folder, **kw):
                      calibration=calibration, **kw)
 
 
-def _reference(pretrained, inputs):
+def _reference(pretrained, inputs) -> dict[str, np.ndarray]:
+    from edgekit.export.base import task_outputs
+
     out = pretrained.model(inputs, training=False)
-    return (out["logits"] if pretrained.config.num_labels else out["pooled"]).numpy()
+    return {o.name: out[o.name].numpy() for o in task_outputs(pretrained)}
 
 
 @pytest.mark.parametrize("kind", ["classifier", "encoder"])
@@ -61,9 +63,11 @@ def test_openvino_matches_tensorflow(models, kind, row, tmp_path):
     assert result.files[0] == tmp_path / f"{row.key}.xml" and all(f.is_file() for f in result.files)
     runner = openvino.load(result.files[0], threads=1)
     assert set(runner.input_names) == set(pretrained.model.input_names)
+    [output] = runner.outputs  # the name survives tf2onnx, OpenVINO's conversion and NNCF
+    assert output.name == ("logits" if kind == "classifier" else "embedding") and not output.per_token
     for seq, batch in ((9, 3), (13, 1)):  # dynamic: other lengths and batch sizes
         inputs = _padded_inputs(pretrained.model.input_names, batch=batch, seq=seq, seed=seq)
-        got, want = runner(inputs), _reference(pretrained, inputs)
+        got, want = runner(inputs)[output.name], _reference(pretrained, inputs)[output.name]
         assert got.shape == want.shape
         assert np.abs(got - want).max() <= row.tolerance, (row.key, np.abs(got - want).max())
     if row.precision is Precision.INT8_STATIC:
@@ -89,7 +93,7 @@ def test_static_export_has_fixed_shapes_and_pads_inputs(models, tmp_path):
     runner = openvino.load(openvino.export(job).files[0], threads=1)
     assert runner.static_shape == (1, 16)
     inputs = _padded_inputs(pretrained.model.input_names, batch=3, seq=9)
-    np.testing.assert_allclose(runner(inputs), _reference(pretrained, inputs), atol=1e-4)
+    np.testing.assert_allclose(runner(inputs)["logits"], _reference(pretrained, inputs)["logits"], atol=1e-4)
 
 
 def test_missing_device_is_a_plain_error(models, tmp_path):

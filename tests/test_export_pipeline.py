@@ -61,7 +61,7 @@ def test_export_writes_artifacts_manifest_and_reports(exported):
     assert out.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700
     assert (out / every[("onnx", "int8-dynamic")]["path"]).stat().st_mode & 0o777 == 0o666 & ~umask
     int8 = every[("tflite", "int8-full")]["details"]
-    assert int8["integer_only"] and int8["metadata"]["output"]
+    assert int8["integer_only"] and int8["metadata"]["outputs"] == ["logits"]
     rows = {p: a for (f, p), a in every.items() if f == "openvino"}
     assert rows["fp32"]["metrics"]["agreement"] == 1.0
     assert abs(rows["fp32"]["metrics"]["accuracy"] - reference["accuracy"]) < 1e-9

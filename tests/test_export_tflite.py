@@ -21,7 +21,7 @@ from edgekit.config import QuantizeSection, TrainSchedule
 from edgekit.config.enums import Format, Precision
 from edgekit.config.formats import FORMATS, find
 from edgekit.data import TextDataset
-from edgekit.export.base import ExportJob
+from edgekit.export.base import ExportJob, task_outputs
 
 ROWS = [r for r in FORMATS if r.format is Format.TFLITE]
 SEQ = 16
@@ -92,8 +92,15 @@ def _calibration(names, count=48, seed=1):
 
 
 def _reference(pretrained, inputs):
-    out = pretrained.model(inputs, training=False)
-    return (out["logits"] if pretrained.config.num_labels else out["pooled"]).numpy()
+    """The fp32 model's one task output ([B, labels] or [B, H]) of these sentence models."""
+    [output] = task_outputs(pretrained)
+    return pretrained.model(inputs, training=False)[output.name].numpy()
+
+
+def _run(runner, inputs):
+    """The runner's one output (every model here has one)."""
+    [value] = runner(inputs).values()
+    return value
 
 
 TOY = TextDataset(texts=("the movie was great", "bad film", "good !", "terrible , the cafe .") * 4,
@@ -139,10 +146,10 @@ def test_dynamic_export_matches_tensorflow(models, tmp_path_factory, model, prec
     assert result.files == [job.path] and job.path.name == f"tflite-{precision}.tflite"
     json.dumps(result.details)  # goes into manifests as is
     assert set(runner.input_names) == set(names)
-    assert runner.output_name == job.output
+    assert runner.output_names == job.output_names and runner.outputs == job.outputs
     assert runner.runtime.startswith("ai-edge-litert ")
     inputs = _inputs(names, rows=6, seq=12, seed=7)
-    got = runner(inputs)
+    got = _run(runner, inputs)
     want = _reference(pretrained, inputs)
     assert got.shape == want.shape and got.dtype == np.float32
     assert np.abs(got - want).max() <= job.row.tolerance
@@ -183,7 +190,7 @@ def test_kept_float_op_is_reported(models, tmp_path_factory):
     assert details["float_ops"].get("RSQRT", 0) == details["ops"]["RSQRT"] >= 5  # every LayerNorm's
     assert details["ops"]["DEQUANTIZE"] >= 5 and details["ops"]["QUANTIZE"] >= 5
     inputs = _inputs(job.input_names, seed=3)
-    assert np.abs(runner(inputs) - _reference(models["cls3"], inputs)).max() <= job.row.tolerance
+    assert np.abs(_run(runner, inputs) - _reference(models["cls3"], inputs)).max() <= job.row.tolerance
 
 
 @pytest.mark.parametrize("precision", ["fp32", "int8-full", "int8-qat"])
@@ -197,7 +204,7 @@ def test_static_export_has_no_shape_ops_and_matches_after_padding(models, tmp_pa
     assert dynamic["shape_ops"] > 0  # the dynamic graph does have them: the check above can fail
     pretrained = models["cls3"]
     inputs = _inputs(job.input_names, rows=3, seq=9, seed=11)  # shorter than SEQ, odd batch
-    got = runner(inputs)
+    got = _run(runner, inputs)
     assert got.shape == (3, 3)
     assert np.abs(got - _reference(pretrained, inputs)).max() <= job.row.tolerance
     if precision != "fp32":
@@ -208,7 +215,7 @@ def test_static_runner_truncates_long_inputs(models, tmp_path_factory):
     result, runner, job = _export(models, tmp_path_factory, "cls3", "fp32", static=True, batch_size=2)
     long = _inputs(job.input_names, rows=2, seq=SEQ + 6, seed=5)
     cut = {k: v[:, :SEQ] for k, v in long.items()}
-    np.testing.assert_allclose(runner(long), _reference(models["cls3"], cut), atol=1e-4)
+    np.testing.assert_allclose(_run(runner, long), _reference(models["cls3"], cut), atol=1e-4)
 
 
 def test_int8_padding_stays_masked_after_unpadded_calibration(models, tmp_path_factory):
@@ -218,8 +225,8 @@ def test_int8_padding_stays_masked_after_unpadded_calibration(models, tmp_path_f
     inputs = _inputs(job.input_names, rows=2, seq=14, seed=9, lengths=[14, 5])
     unmasked = {**inputs, "attention_mask": np.ones_like(inputs["attention_mask"])}
     leak = np.abs(_reference(model, unmasked)[1] - _reference(model, inputs)[1]).max()
-    alone = runner({k: v[1:, :5] for k, v in inputs.items()})
-    padded = runner(inputs)[1:]
+    alone = _run(runner, {k: v[1:, :5] for k, v in inputs.items()})
+    padded = _run(runner, inputs)[1:]
     assert np.abs(padded - alone).max() < 0.05 < leak / 3
 
 
@@ -231,17 +238,19 @@ def test_metadata_reads_back(models, tmp_path_factory):
     order = input_order(job.path.read_bytes())
     roles = {"input_ids": "ids", "attention_mask": "mask", "token_type_ids": "segment_ids"}
     assert [name for name, _ in info.inputs] == [roles[n] for n in order]
-    assert info.output[0] == "logits" and info.label_file == "labels.txt" and info.vocab_file == "vocab.txt"
+    assert [n for n, _ in info.outputs] == ["logits"] and info.label_file == "labels.txt"
+    assert info.vocab_file == "vocab.txt"
     assert info.min_parser_version == "1.1.0" and info.version == "tflite-int8-full"
     assert info.files["labels.txt"].decode().splitlines() == ["negative", "neutral", "positive"]
     assert info.files["vocab.txt"] == (TINY_CLS / "vocab.txt").read_bytes()
     assert zipfile.is_zipfile(job.path)
-    assert result.details["metadata"] == {"inputs": ["mask", "ids", "segment_ids"], "output": "logits",
+    assert result.details["metadata"] == {"inputs": ["mask", "ids", "segment_ids"], "outputs": ["logits"],
                                           "files": ["labels.txt", "vocab.txt"]}
 
     encoder = _export(models, tmp_path_factory, "mean-normalize", "fp32")[2]
     info = read_metadata(encoder.path)
-    assert info.output[0] == "embedding" and info.label_file is None and set(info.files) == {"vocab.txt"}
+    assert info.outputs == [("embedding", "L2-normalised mean-pooled sentence embedding, 32 values.")]
+    assert info.label_file is None and set(info.files) == {"vocab.txt"}
     no_types = _export(models, tmp_path_factory, "no-token-types", "fp32")[2]
     assert sorted(name for name, _ in read_metadata(no_types.path).inputs) == ["ids", "mask"]
 
@@ -288,8 +297,8 @@ def test_transforms_keep_fp32_outputs_and_flatten_the_residual_stream(models):
         moved = T.equalize_value(moved, stats)
         moved = T.smooth_norm_outputs(moved, T.activation_stats(moved, samples, mask_bias=-30.0), 0.5)
         for weights in (w, moved):
-            got = EncoderGraph(weights, mask_bias=-30.0)({k: tf.constant(v) for k, v in inputs.items()}).numpy()
-            np.testing.assert_allclose(got, want, atol=2e-5)
+            [got] = EncoderGraph(weights, mask_bias=-30.0)({k: tf.constant(v) for k, v in inputs.items()}).values()
+            np.testing.assert_allclose(got.numpy(), want, atol=2e-5)
         if name != "no-token-types":  # the ones given an outlier channel
             after = T.activation_stats(moved, samples, mask_bias=-30.0)
             before = stats["norm1_in"].max() / np.median(stats["norm1_in"])
@@ -316,8 +325,7 @@ def test_cls_apart_and_grouped_ffn_int8_graph(models, tmp_path, static):
         if split:
             stats = T.activation_stats(w, list(_calibration(names)), mask_bias=-30.0)
             w = T.group_ffn_neurons(T.split_first_token(w, stats, ratio=0.5), stats, ratio=1.2)
-        concrete, module = I.float_graph_model(pretrained, w, options, static=static, batch_size=2, seq_len=SEQ,
-                                               output="logits")
+        concrete, module = I.float_graph_model(pretrained, w, options, static=static, batch_size=2, seq_len=SEQ)
         path = tmp_path / f"split-{split}.tflite"
         path.write_bytes(I.quantize_graph(concrete, module, samples, options))
         sizes[split] = _int8_constant_bytes(path.read_bytes())
@@ -328,7 +336,7 @@ def test_cls_apart_and_grouped_ffn_int8_graph(models, tmp_path, static):
     assert listing["ops"]["SOFTMAX"] == 2 * pretrained.config.num_layers - 1
     assert sizes[True] == sizes[False] > 15_000  # the same int8 weights, stored once
     inputs = _inputs(names, rows=4, seq=12, seed=13)
-    got = LiteRTRunner(path)(inputs)
+    got = LiteRTRunner(path)(inputs)["logits"]
     assert np.abs(got - _reference(pretrained, inputs)).max() <= find(Format.TFLITE, Precision.INT8_FULL).tolerance
 
 

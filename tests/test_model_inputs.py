@@ -213,12 +213,21 @@ def test_weights_that_would_give_a_silently_wrong_model(tmp_path, edit, expected
     assert expected in _load_error(folder)
 
 
-def test_a_token_classifier_is_not_a_sentence_classifier(tmp_path):
+def test_architectures_tell_a_token_classifier_from_a_sentence_classifier(tmp_path):
+    """The same classifier.weight [3, H]: per token under BertForTokenClassification, per text otherwise."""
     folder = _copy(tmp_path)
     _edit_config(folder, architectures=["BertForTokenClassification"])
-    assert _load_error(folder) == (f"{folder}/config.json: architectures: BertForTokenClassification: its "
-                                   "classifier.weight is not a sentence classifier (edgekit reads BertModel and "
-                                   "BertForSequenceClassification checkpoints)")
+    tagger = load_pretrained(folder)
+    assert tagger.config.task == "token-classification"
+    ids = np.array([[2, 7, 9, 3]], np.int32)
+    out = tagger.model({"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)})
+    assert tuple(out["logits"].shape) == (1, 4, 3)
+    _edit_config(folder, architectures=["BertForMultipleChoice"])
+    assert _load_error(folder).startswith(f"{folder}/config.json: architectures: BertForMultipleChoice is not a head "
+                                          "edgekit builds (expected one of BertForSequenceClassification")
+    _edit_config(folder, architectures=["BertForQuestionAnswering"])
+    assert _load_error(folder) == (f"{folder}/config.json: architectures: BertForQuestionAnswering needs a qa_outputs "
+                                   "head, but the weights have no qa_outputs.weight (expected BertModel for an encoder)")
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float64"])

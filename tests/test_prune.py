@@ -214,7 +214,7 @@ def test_schedule_reaches_its_target_inside_the_run(steps):
 
 
 def _per_example_cross_entropy(model):
-    """The loss factory convention of edgekit.train.loop (as finetune.classification_loss)."""
+    """The loss factory convention of edgekit.train.loop (as finetune.task_loss)."""
     import tensorflow as tf
 
     names = tuple(model.input_names)

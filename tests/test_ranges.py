@@ -157,7 +157,7 @@ def test_a_plain_encoder_needs_a_finetune_stage_to_be_distilled_as_a_classifier(
     save_file({k: v for k, v in weights.items() if not k.startswith("classifier.")},
               str(folder / "model" / "model.safetensors"))
     assert _refusal(folder, "distill: {student: {layers_from_teacher: [0]}}\n").startswith(
-        "distill: expected a classifier model.source for text-classification without a finetune stage")
+        "distill: expected a text-classification model.source without a finetune stage")
 
 
 def test_an_export_needs_its_evaluation_split_before_training(folder):

@@ -1,6 +1,7 @@
-"""What loads an export verifies it: manifest v2's digests, checked by `edgekit bench`, `edgekit
-check` and the on-device script before they load a file; manifests that are not v2 objects are
-refused naming the file; the script's built-in WordPiece gives the ids `tokenizers` gives.
+"""What loads an export verifies it: manifest v3's digests, checked by `edgekit bench`, `edgekit
+check` and the on-device script before they load a file; manifests that are not v3 objects (task,
+named outputs) are refused naming the file; the script's built-in WordPiece gives the ids and
+token types `tokenizers` gives, for texts and for pairs.
 
 One tiny export (tflite static, onnx, openvino fp32); every test changes its own copy.
 """
@@ -67,10 +68,12 @@ def _one_line(output: str) -> str:
     return lines[0]
 
 
-def test_manifest_v2_digests_cover_what_a_reader_loads(export):
+def test_manifest_v3_digests_cover_what_a_reader_loads(export):
     _, out = export
     manifest = json.loads((out / "edgekit.json").read_text())
-    assert manifest["edgekit_manifest"] == 2 and ondevice.manifest_problems(manifest) == []
+    assert manifest["edgekit_manifest"] == 3 and ondevice.manifest_problems(manifest) == []
+    assert manifest["task"] == "text-classification"
+    assert manifest["outputs"] == [{"name": "logits", "dtype": "float32", "shape": ["batch", 3]}]
     files = {name for a in manifest["artifacts"] for name in a["files"]}
     assert {"openvino-fp32.xml", "openvino-fp32.bin"} <= files and "sha256" not in manifest["artifacts"][0]
     assert set(manifest["digests"]) == files | set(manifest["tokenizer"]) | {"labels.txt"}
@@ -149,7 +152,9 @@ def test_check_verifies_an_artifact_that_its_export_folder_lists(folder, tmp_pat
 @pytest.mark.parametrize("write, problem", [
     (lambda m: [m], "expected a JSON object, got an array"),
     (lambda m: "export", "expected a JSON object, got a string"),
-    (lambda m: {**m, "edgekit_manifest": 1}, "edgekit_manifest 1 was written by an older edgekit (this one reads 2); "
+    (lambda m: {**m, "edgekit_manifest": 2, "output": m["outputs"][0]}, "edgekit_manifest 2 was written by an older "
+     "edgekit (this one reads 3); re-export the folder"),
+    (lambda m: {**m, "edgekit_manifest": 4}, "edgekit_manifest 4 was written by another edgekit (this one reads 3); "
      "re-export the folder"),
     (lambda m: {k: v for k, v in m.items() if k != "edgekit_manifest"},
      "no edgekit_manifest key (not a manifest written by `edgekit export`)"),
@@ -157,6 +162,20 @@ def test_check_verifies_an_artifact_that_its_export_folder_lists(folder, tmp_pat
     (lambda m: {**m, "artifacts": [{k: v for k, v in a.items() if k != "path"} for a in m["artifacts"]]},
      "artifacts[0].path: missing"),
     (lambda m: {**m, "max_length": "16"}, "max_length: expected an integer, got a string"),
+    (lambda m: {k: v for k, v in m.items() if k != "outputs"}, "outputs: missing"),
+    (lambda m: {**m, "outputs": []}, "outputs: expected at least one output, got []"),
+    (lambda m: {**m, "outputs": [{"name": "logits", "dtype": "int8", "shape": ["batch", 3]}]},
+     "outputs[0].dtype: expected one of float32, got 'int8'"),
+    (lambda m: {**m, "outputs": [{"name": "logits", "dtype": "float32", "shape": [1, 3]}]},
+     "outputs[0].shape: expected [\"batch\"], then \"sequence\" for a per-token output, then an axis size >= 1; "
+     "got [1, 3]"),
+    (lambda m: {**m, "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", "sequence", 0]}]},
+     "outputs[0].shape: expected [\"batch\"], then \"sequence\" for a per-token output, then an axis size >= 1; "
+     "got ['batch', 'sequence', 0]"),
+    (lambda m: {**m, "outputs": m["outputs"] * 2}, "outputs[1].name: 'logits' is listed twice"),
+    (lambda m: {**m, "task": "translation"}, "task: expected one of text-classification, feature-extraction, "
+     "token-classification, question-answering, got 'translation'"),
+    (lambda m: {**m, "task": "question-answering", "max_length": 2}, "max_length: expected a token count >= 3, got 2"),
     (lambda m: {**m, "artifacts": m["artifacts"] + m["artifacts"][1:2]}, "artifacts[3].path: 'onnx-fp32.onnx' is "
      "listed twice"),
     (lambda m: {**m, "digests": {**m["digests"], "vocab.txt": {"bytes": 1, "sha256": "AB" * 32}}},
@@ -164,7 +183,7 @@ def test_check_verifies_an_artifact_that_its_export_folder_lists(folder, tmp_pat
     (lambda m: {**m, "digests": {**m["digests"], "vocab.txt": {"bytes": -1, "sha256": "ab" * 32}}},
      f"digests['vocab.txt']: expected bytes >= 0 and sha256 as 64 lowercase hex digits, got -1 and {'ab' * 32!r}"),
 ])
-def test_a_manifest_that_is_not_v2_is_refused_naming_the_file(folder, write, problem):
+def test_a_manifest_that_is_not_v3_is_refused_naming_the_file(folder, write, problem):
     _edit_manifest(folder, write)
     expected = f"Error: {folder / 'edgekit.json'}: {problem}"
     for args in (["bench", str(folder), *FAST], ["bench", str(folder / "onnx-fp32.onnx"), *FAST],
@@ -259,6 +278,10 @@ def test_builtin_wordpiece_gives_the_ids_of_tokenizers(export, tmp_path):
         for text in corpus:
             for limit in (512, 8):
                 assert builtin.encode(text, limit) == library.encode(text, limit), (folder, text, limit)
+        for question, context in zip(corpus, [*corpus[7:], *corpus[:7]]):  # [CLS] q [SEP] c [SEP], types 0 then 1
+            for limit in (512, 24, 8, 3):
+                assert builtin.encode(question, limit, context) == library.encode(question, limit, context), (
+                    folder, question, context, limit)
 
 
 @pytest.mark.parametrize("args, message", [

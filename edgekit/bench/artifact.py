@@ -1,9 +1,11 @@
 """``edgekit bench``: measure export artifacts in their own runtimes with a device profile's settings.
 
 Loading goes through the export backends (``edgekit.export.<format>.load``, the runners the
-export evaluated), except the Edge TPU delegate, which only the on-device script loads. The
-inputs, the sampler, load / first-call / RSS figures and the JSON document all come from
-``edgekit.ondevice.bench``, the same code a device runs, so host and device results compare.
+export evaluated; each returns the task's named outputs), except the Edge TPU delegate, which
+only the on-device script loads. The inputs (the task's: texts, or question/context pairs), the
+sampler, load / first-call / RSS figures, the check of the outputs against the manifest's and
+the JSON document all come from ``edgekit.ondevice.bench``, the same code a device runs, so
+host and device results compare.
 A device that is not here is an error unless ``on_host``: then the host runs the artifact with
 the profile's thread count and every result says ``where: host``.
 """
@@ -67,10 +69,11 @@ def settings(device: str, *, on_host: bool = False, threads: int | None = None, 
                          min_runs, min_seconds, verify)
 
 
-def _loader(path: Path, fmt: str, s: BenchSettings):
+def _loader(path: Path, fmt: str, outputs: list, s: BenchSettings):
+    """A call that loads ``path`` in its runtime, returning the manifest's ``outputs`` by name."""
     ondevice.import_runtime(path)  # outside the timed load, as on the device
     if s.accelerator == "libedgetpu.so.1":
-        return lambda: ondevice.load_artifact(path, s.threads, delegate="edgetpu")
+        return lambda: ondevice.load_artifact(path, outputs, s.threads, delegate="edgetpu")
     backend = importlib.import_module(BACKENDS[fmt])
     if fmt == "openvino":
         return lambda: backend.load(path, s.threads, s.accelerator or "CPU")
@@ -90,10 +93,10 @@ def _inputs(folder: Path, manifest: dict, runs: list, s: BenchSettings):
         raise ModelLoadError(str(err)) from None
 
 
-def _measure(entry: dict, path: Path, s: BenchSettings, samples, inputs) -> dict:
+def _measure(manifest: dict, entry: dict, path: Path, s: BenchSettings, samples, inputs) -> dict:
     """One manifest row and the file to run -> its result document (ok, skipped with the reason, or failed)."""
-    common = dict(verified=s.verify, where=s.where, profile=s.profile.name, threads=s.threads,
-                  accelerator=s.accelerator)
+    common = dict(task=manifest["task"], verified=s.verify, where=s.where, profile=s.profile.name,
+                  threads=s.threads, accelerator=s.accelerator)
     if entry["status"] != "ok":
         return ondevice.result_document(entry, path, status="skipped", error="export failed", **common)
     fmt, precision = Format(entry["format"]), Precision(entry["precision"])
@@ -102,8 +105,9 @@ def _measure(entry: dict, path: Path, s: BenchSettings, samples, inputs) -> dict
         return ondevice.result_document(entry, path, status="skipped", error=f"{s.profile.name} does not run "
                                         f"{fmt.value} {precision.value} (it runs {runs})", **common)
     try:
-        _, measured = ondevice.benchmark(_loader(path, fmt.value, s), samples, min_runs=s.min_runs,
-                                         min_seconds=s.min_seconds, seq_len=inputs["seq_len"])
+        outputs = manifest["outputs"]
+        _, measured = ondevice.benchmark(_loader(path, fmt.value, outputs, s), samples, outputs=outputs,
+                                         min_runs=s.min_runs, min_seconds=s.min_seconds, seq_len=inputs["seq_len"])
     except Exception as err:  # a failing artifact is reported; the folder's others still run
         reason = ondevice.error_line(err) if isinstance(err, EdgekitError) else \
             f"{type(err).__name__}: {ondevice.error_line(err)}"
@@ -122,7 +126,7 @@ def bench_artifact(path: str | Path, s: BenchSettings) -> dict:
     except ondevice.BenchError as err:
         raise ModelLoadError(str(err)) from None
     samples, inputs = _inputs(path.parent, manifest, [(entry, path)], s)
-    doc = _measure(entry, path, s, samples, inputs)
+    doc = _measure(manifest, entry, path, s, samples, inputs)
     if doc["status"] != "ok":  # one line that names the file
         raise EdgekitError(doc["error"] if path.name in doc["error"] else f"{path.name}: {doc['error']}")
     return doc
@@ -142,7 +146,7 @@ def bench_folder(folder: str | Path, s: BenchSettings) -> dict:
     edgetpu = s.accelerator == "libedgetpu.so.1"
     runs = [(entry, ondevice.artifact_file(folder, entry, edgetpu)) for entry in manifest["artifacts"]]
     samples, inputs = _inputs(folder, manifest, runs, s)
-    results = [_measure(entry, path, s, samples, inputs) for entry, path in runs]
+    results = [_measure(manifest, entry, path, s, samples, inputs) for entry, path in runs]
     if s.verify:
         update_manifest_latency(folder, results)
     return {"edgekit_bench_folder": ondevice.SCHEMA_VERSION, "folder": str(folder), "results": results}

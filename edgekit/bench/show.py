@@ -77,7 +77,8 @@ def artifact_table(doc: dict) -> Group:
             *((f"{k} ms", _fig(lat[f"{k}_ms"], ".3f", doc)) for k in ("p50", "p90", "p99", "mean", "min")),
             ("runs", str(lat["runs"])), ("throughput /s", _fig(doc["throughput_per_s"], ".1f", doc)),
             (f"peak RSS MB ({doc['peak_rss_scope']})", _fig(doc["peak_rss_mb"], ".0f", doc)),
-            ("energy mJ (estimate)", _fig(doc["energy"]["mj_per_inference"], ".2f", doc))]
+            ("energy mJ (estimate)", _fig(doc["energy"]["mj_per_inference"], ".2f", doc)),
+            ("outputs (first input)", ondevice.show_outputs(doc["outputs"]))]
     for name, value in rows:
         table.add_row(name, value)
     return _group(f"{doc['artifact']} — {doc['runtime']} — measured {_where(doc)}", table,
@@ -104,7 +105,8 @@ def folder_table(doc: dict) -> Group:
                                     _fig(r["throughput_per_s"], ".1f", r), _fig(r["peak_rss_mb"], ".0f", r),
                                     _fig(r["energy"]["mj_per_inference"], ".2f", r), r["runtime"])
                                    if ok else ("–",) * 6))
-    notes = (f"inputs: {first['inputs']['source']}", _energy_note(first)) if measured else ()
+    notes = (f"inputs: {first['inputs']['source']}",
+             f"outputs (first input): {ondevice.show_outputs(first['outputs'])}", _energy_note(first)) if measured else ()
     kept = () if first["verified"] else ("edgekit.json and report.* were left as they were",)
     return _group(title, table, *notes, _verified_note(first), *kept)
 

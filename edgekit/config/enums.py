@@ -10,6 +10,8 @@ import enum
 class Task(str, enum.Enum):
     TEXT_CLASSIFICATION = "text-classification"
     FEATURE_EXTRACTION = "feature-extraction"
+    TOKEN_CLASSIFICATION = "token-classification"
+    QUESTION_ANSWERING = "question-answering"
 
 
 class Format(str, enum.Enum):
@@ -80,6 +82,8 @@ class DataFormat(str, enum.Enum):
     TSV = "tsv"
     CSV = "csv"
     JSONL = "jsonl"
+    CONLL = "conll"  # token-classification: `token ... TAG` lines, a blank line between sentences
+    SQUAD = "squad"  # question-answering: SQuAD v1.1 JSON
     HF = "hf"
 
 

@@ -32,7 +32,7 @@ def check_model(recipe: Recipe, folder: Path, where: Path, *, seq_len_written: b
         return ConfigError(f"{where}: {key}: {message}")
 
     try:
-        teacher = _read_config(folder, num_labels=_classifier_rows(folder))
+        teacher = _read_config(folder)
         TextTokenizer(folder).check_fits(teacher.vocab_size, folder / CONFIG_FILE)
     except EdgekitError as err:
         raise refuse("model.source", _named(err, folder)) from None
@@ -40,13 +40,12 @@ def check_model(recipe: Recipe, folder: Path, where: Path, *, seq_len_written: b
     if recipe.export is not None and not seq_len_written and recipe.export.seq_len > positions:
         recipe = dataclasses.replace(recipe, export=dataclasses.replace(recipe.export, seq_len=positions))
     _check_lengths(recipe, positions, "the model's", refuse)
-    classify = recipe.task is Task.TEXT_CLASSIFICATION
     trained = {"distill", "prune"} & set(recipe.stages)
-    if classify and recipe.finetune is None and trained:
-        if not teacher.num_labels:
+    if recipe.task is not Task.FEATURE_EXTRACTION and recipe.finetune is None and trained:
+        if teacher.task != recipe.task.value:
             stage = "distill" if recipe.distill is not None else "prune"
-            raise refuse(stage, f"expected a classifier model.source for text-classification without a finetune "
-                                f"stage ({folder} has no classifier head; add a finetune stage)")
+            raise refuse(stage, f"expected a {recipe.task.value} model.source without a finetune stage ({folder} "
+                                f"is a {teacher.task} model; add a finetune stage)")
         labels = recipe.data.labels if recipe.data is not None else ()
         if labels and len(labels) != teacher.num_labels:
             raise refuse("data.labels", f"expected the model's {teacher.num_labels} labels "
@@ -72,8 +71,8 @@ def check_model(recipe: Recipe, folder: Path, where: Path, *, seq_len_written: b
 
 
 def check_export_model(recipe: Recipe, folder: Path, where: Path | None) -> None:
-    """Refuse a recipe whose token lengths do not fit ``folder`` (``export --model``: the model
-    exported in place of the recipe's own, which ``check_model`` checked)."""
+    """Refuse a recipe whose token lengths or task do not fit ``folder`` (``export --model``: the
+    model exported in place of the recipe's own, which ``check_model`` checked)."""
     def refuse(key: str, message: str) -> ConfigError:
         return ConfigError(f"{where or 'recipe'}: {key}: {message}")
 
@@ -82,6 +81,8 @@ def check_export_model(recipe: Recipe, folder: Path, where: Path | None) -> None
     except EdgekitError as err:
         raise ConfigError(_named(err, folder)) from None
     _check_lengths(recipe, config.max_position_embeddings, f"--model {folder}'s", refuse)
+    if config.task != recipe.task.value:  # its outputs would be scored by another task's metric
+        raise refuse("task", f"expected a {recipe.task.value} model for --model, got {folder}, a {config.task} model")
 
 
 def _check_lengths(recipe: Recipe, positions: int, whose: str, refuse) -> None:
@@ -121,13 +122,23 @@ def _check_student(recipe: Recipe, teacher, refuse):
         raise refuse("distill.student", f"the student cannot be built: {err}") from None
 
 
-def _read_config(folder: Path, num_labels: int = 0):
-    """The model's BertConfig from its config.json alone (no weights, no TensorFlow)."""
+def _read_config(folder: Path):
+    """The model's BertConfig from its config.json and the names and shapes of its head tensors
+    (no weights, no TensorFlow)."""
+    from edgekit import tasks
     from edgekit.models.bert_config import BertConfig
     from edgekit.models.checkpoint import CONFIG_FILE
     from edgekit.models.files import read_json_object
 
-    return BertConfig.from_hf(read_json_object(folder / CONFIG_FILE), num_labels=num_labels)
+    hf = read_json_object(folder / CONFIG_FILE)
+    heads = _head_rows(folder)
+    declared = [a for a in hf.get("architectures") or [] if isinstance(a, str)]
+    task = tasks.by_architecture(declared[0]) if declared else None
+    if task is None or task.head_layer not in {*heads, None}:  # the head the weights hold (loading says the rest)
+        task = tasks.get(Task.QUESTION_ANSWERING if "qa_outputs" in heads else
+                         Task.TEXT_CLASSIFICATION if "classifier" in heads else Task.FEATURE_EXTRACTION)
+    rows = heads.get("classifier", 0) if task.head_layer == "classifier" else 0
+    return BertConfig.from_hf(hf, num_labels=rows, task=task.name)
 
 
 def _named(err: EdgekitError, folder: Path) -> str:
@@ -137,19 +148,22 @@ def _named(err: EdgekitError, folder: Path) -> str:
     return str(err) if str(err).startswith(str(folder)) else f"{folder / CONFIG_FILE}: {err}"
 
 
-def _classifier_rows(folder: Path) -> int:
-    """Outputs of the checkpoint's classifier head (0: none), from the safetensors header only;
-    0 as well when the weights cannot be read (loading them later says why)."""
+def _head_rows(folder: Path) -> dict[str, int]:
+    """Rows of the checkpoint's head tensors ({"classifier": 9} or {"qa_outputs": 2}; {}: none),
+    from the safetensors header only; {} as well when the weights cannot be read (loading them
+    later says why)."""
     from safetensors import safe_open
 
     from edgekit.models.checkpoint import WEIGHTS_FILE, WEIGHTS_INDEX, shard_files
 
+    rows = {}
     try:
         index = folder / WEIGHTS_INDEX
         for path in shard_files(index) if index.is_file() else [folder / WEIGHTS_FILE]:
             with safe_open(str(path), framework="numpy") as f:
-                if "classifier.weight" in f.keys():
-                    return f.get_slice("classifier.weight").get_shape()[0]
-        return 0
+                for layer in ("classifier", "qa_outputs"):
+                    if f"{layer}.weight" in f.keys():
+                        rows[layer] = f.get_slice(f"{layer}.weight").get_shape()[0]
+        return rows
     except Exception:  # noqa: BLE001 - unreadable or corrupt weights: refused, with the reason, when loaded
-        return 0
+        return {}

@@ -70,9 +70,29 @@ class DataSection:
     label_column: str | None = "label"
     labels: tuple[str, ...] = ()  # label names in output order; raw labels are names or indices
     max_examples: int | None = ranged(None, 1)  # cap per split (quick runs)
+    # squad: the articles [first, stop) of the file each split keeps (0-based; one file split by article)
+    train_articles: tuple[int, int] | None = None
+    validation_articles: tuple[int, int] | None = None
+    test_articles: tuple[int, int] | None = None
 
     def __post_init__(self):
         check_ranges(self)
+        for split in ("train", "validation", "test"):
+            key, articles = f"{split}_articles", getattr(self, f"{split}_articles")
+            if articles is not None:
+                require(self.format is DataFormat.SQUAD, key, "expected only with format 'squad'")
+                require(getattr(self, split) is not None, key, f"expected a data.{split} file to take them from")
+                require(len(articles) == 2 and 0 <= articles[0] < articles[1], key,
+                        f"expected [first, stop) article indices with 0 <= first < stop, got {list(articles)}")
+        named = [(s, getattr(self, s), getattr(self, f"{s}_articles")) for s in ("train", "validation", "test")]
+        for i, (split, path, articles) in enumerate(named):  # an article on both sides would inflate every score
+            for other, other_path, other_articles in named[:i]:
+                if path is not None and path == other_path and self.format is DataFormat.SQUAD:
+                    first, stop = (articles or (0, 1 << 30)), (other_articles or (0, 1 << 30))
+                    shared = range(max(first[0], stop[0]), min(first[1], stop[1]))
+                    require(not shared, f"{split}_articles",
+                            f"expected articles apart from {other}_articles (the same file; articles "
+                            f"{shared.start}..{shared.stop - 1} would be on both sides)")
         local = any(p is not None for p in (self.train, self.validation, self.test))
         if self.format is DataFormat.HF:
             require(self.hf_dataset is not None, "hf_dataset", "expected a dataset name when format is 'hf'")
@@ -231,12 +251,21 @@ class EvaluationSection:
     max_accuracy_drop: float | None = _fraction()  # vs the fp32 model, in accuracy points (0.01 = 1 pt)
     min_agreement: float | None = _fraction()  # share of labels equal to the teacher's
     min_cosine: float | None = _fraction()  # mean cosine of outputs to the fp32 reference
+    min_f1: float | None = _fraction()  # token-classification: entity F1; question-answering: SQuAD F1
+    max_f1_drop: float | None = _fraction()  # vs the fp32 model, in F1 points (0.01 = 1 pt)
+    min_exact_match: float | None = _fraction()  # question-answering
+    max_exact_match_drop: float | None = _fraction()
     gate: Gate = Gate.ENFORCE  # warn: failing artifacts are marked, the command still succeeds
 
     def __post_init__(self):
         check_ranges(self)
         require(self.split in ("train", "validation", "test"), "split",
                 f"expected one of 'train', 'validation', 'test', got {self.split!r}")
+
+    @property
+    def gates(self) -> dict[str, float]:
+        """The gate keys that are set: {key: threshold}."""
+        return {k: v for k, v in vars(self).items() if k.startswith(("min_", "max_")) and v is not None}
 
 
 @dataclass(frozen=True)
@@ -263,27 +292,38 @@ class Recipe:
         plain = name == name.strip() and name not in ("", ".", "..") and not set("/\\\0") & set(name)
         require(plain, "name", f"expected a plain name without slashes (the export goes to edgekit-out/<name>), "
                                f"got {name!r}")
-        classify = self.task is Task.TEXT_CLASSIFICATION
+        from edgekit import tasks
+
+        task = tasks.get(self.task)
         if self.finetune is not None:
-            require(classify, "finetune", "expected task 'text-classification' for a finetune stage")
+            require(task.needs_labels, "finetune", f"expected a task with a head to train, not {task.name!r}")
             require(self.data is not None and (self.data.train or self.data.hf_dataset), "data.train",
                     "expected a training split for the finetune stage")
-        if self.distill is not None and not classify:
+        if self.distill is not None and not task.needs_labels:
             require(self.distill.unlabeled_text is not None or self.data is not None, "distill.unlabeled_text",
                     "expected unlabeled text (or a data section) to distil a feature-extraction model")
         if self.distill is not None and self.distill.unlabeled_text is not None:
+            require(self.task in (Task.TEXT_CLASSIFICATION, Task.FEATURE_EXTRACTION), "distill.unlabeled_text",
+                    f"expected only for text-classification or feature-extraction (a {task.name} student learns "
+                    "from data.train)")
             require(self.data is None or self.data.train is None, "distill.unlabeled_text",
                     "expected only without data.train (distillation trains on data.train, so this file "
                     "would be ignored)")
-        if classify and self.data is not None:
-            require(len(self.data.labels) != 1, "data.labels",
-                    f"expected at least 2 label names for text-classification, got {list(self.data.labels)}")
+        if self.data is not None:
+            allowed = (*task.formats, DataFormat.HF) if DataFormat.TSV in task.formats else task.formats
+            require(self.data.format in allowed, "data.format",
+                    f"expected one of {', '.join(f.value for f in allowed)} for task {task.name!r}, "
+                    f"got {self.data.format.value!r}")
+            if task.head_layer == "classifier":
+                require(len(self.data.labels) != 1, "data.labels",
+                        f"expected at least 2 label names for {task.name}, got {list(self.data.labels)}")
+        for key in self.evaluation.gates:  # a key the task's metrics do not answer would never be checked
+            require(task.check_gate(key), f"evaluation.{key}",
+                    f"expected a gate of task {task.name!r} ({', '.join(task.gates)})")
         transfer = self.prune.recovery_distill if self.prune is not None else None
         if transfer is not None and transfer.teacher is RecoveryTeacher.TEACHER:
             require(self.distill is not None, "prune.recovery_distill.teacher",
                     "expected a distill stage for 'teacher' (or use 'unpruned')")
-        if self.evaluation.min_accuracy is not None or self.evaluation.max_accuracy_drop is not None:
-            require(classify, "evaluation", "expected accuracy gates only for task 'text-classification'")
         if self.export is not None:  # the export measures every artifact on it, after any training
             split = self.evaluation.split
             require(self.data is not None and (getattr(self.data, split) or self.data.hf_dataset), "evaluation.split",

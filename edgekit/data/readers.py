@@ -151,20 +151,26 @@ def _read_table(path: Path, section: DataSection, tsv: bool) -> _Rows:
     return out
 
 
+def _json_object(path: Path, line: int, raw: str) -> dict:
+    """One JSONL line as an object, or a DataError naming FILE:LINE."""
+    try:
+        obj = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise _error(path, line, f"invalid JSON: {err.msg} at column {err.colno}",
+                     "expected one JSON object per line") from None
+    except RecursionError:  # the decoder recurses once per nesting level
+        raise _error(path, line, "JSON nested too deeply", "expected one JSON object per line") from None
+    if not isinstance(obj, dict):
+        raise _error(path, line, f"found {_show(obj)}", "expected one JSON object per line")
+    return obj
+
+
 def _read_jsonl(path: Path, section: DataSection) -> _Rows:
     out = _Rows(str(path), "key", section)
     for line, raw in _lines(_read_text(path)):
         if out.full():
             break
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as err:
-            raise _error(path, line, f"invalid JSON: {err.msg} at column {err.colno}",
-                         "expected one JSON object per line") from None
-        except RecursionError:  # the decoder recurses once per nesting level
-            raise _error(path, line, "JSON nested too deeply", "expected one JSON object per line") from None
-        if not isinstance(obj, dict):
-            raise _error(path, line, f"found {_show(obj)}", "expected one JSON object per line")
+        obj = _json_object(path, line, raw)
         for key in out.columns():
             if key not in obj:
                 raise _error(path, line, f"missing key {key!r}", f"the object has {_listing(obj)}")

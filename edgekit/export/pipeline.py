@@ -21,15 +21,15 @@ import numpy as np
 from edgekit.atomic import atomic_dir, claim_dir
 from edgekit.config import ExportTarget, Format, Gate, Recipe, ShapeMode
 from edgekit.config.formats import find
-from edgekit.data import TextDataset, load_splits
+from edgekit import tasks
 from edgekit.errors import ConfigError, OutputError
 from edgekit.export.base import ExportJob, input_names
-from edgekit.export.evaluate import batched_outputs, compare, encode_each, latency
+from edgekit.export.evaluate import latency
 from edgekit.ondevice.bench import is_result
 
 BACKENDS = {Format.TFLITE: "edgekit.export.tflite", Format.ONNX: "edgekit.export.onnx",
             Format.OPENVINO: "edgekit.export.openvino"}
-LATENCY_TEXTS = 100
+LATENCY_TEXTS = 100  # examples the batch-1 latency cycles through
 
 
 @dataclass
@@ -49,55 +49,52 @@ class Artifact:
     details: dict = field(default_factory=dict)
 
 
-def _split(recipe: Recipe, name: str) -> TextDataset | None:
-    return load_splits(recipe.data).get(name) if recipe.data is not None else None
-
-
-def _calibration_texts(recipe: Recipe) -> list[str]:
-    splits = load_splits(recipe.data) if recipe.data is not None else {}
-    source = splits.get("train") or splits.get("validation") or splits.get(recipe.evaluation.split)
-    if source is None:
-        raise ConfigError("data: expected a train (or validation) split to calibrate int8 targets on")
-    count = recipe.quantize.calibration_samples if recipe.quantize else 256
-    rng = np.random.default_rng(recipe.seed)
-    index = rng.choice(len(source), size=min(count, len(source)), replace=False)
-    return [source.texts[i] for i in sorted(index)]
-
-
 class Exporter:
-    """Exports one fp32 model to the recipe's targets into a folder, evaluating each artifact."""
+    """Exports one fp32 model to the recipe's targets into a folder, evaluating each artifact
+    with its task's metrics on the evaluation split."""
 
     def __init__(self, recipe: Recipe, pretrained, threads: int = 2, log=print):
         from edgekit._tf import tf_modules
+        from edgekit.train.batching import collect
 
         self.tf, _ = tf_modules()
         self.recipe, self.pretrained, self.threads, self.log = recipe, pretrained, threads, log
-        self.classify = bool(pretrained.config.num_labels)
+        self.task = tasks.for_config(pretrained.config)
+        self.outputs = self.task.outputs(pretrained.config)
         self.max_length = min(recipe.model.max_length, pretrained.config.max_position_embeddings)
         self.names = input_names(pretrained)
-        self.evaluation = _split(recipe, recipe.evaluation.split)
+        self.splits = self.task.read_splits(recipe.data) if recipe.data is not None else {}
+        self.evaluation = self.splits.get(recipe.evaluation.split)
         if self.evaluation is None:
             raise ConfigError(f"data.{recipe.evaluation.split}: expected the evaluation split "
                               f"(evaluation.split) so every artifact can be measured")
-        texts = list(self.evaluation.texts)
+        self.data = self.features(self.evaluation)
         call = self.tf.function(lambda x: pretrained.model(x, training=False), reduce_retracing=True)
-        key = "logits" if self.classify else "pooled"
-        self.reference = batched_outputs(lambda x: call(x)[key].numpy(), pretrained.tokenizer, texts,
-                                         self.max_length, self.names)
-        self.latency_inputs = encode_each(pretrained.tokenizer, texts[:LATENCY_TEXTS], self.max_length, self.names)
+        wanted = {o.name for o in self.outputs}
+        self.reference = collect(lambda x: {k: v.numpy() for k, v in call(x).items() if k in wanted}, self.data,
+                                 self.outputs, batch_size=32)
+        self.latency_inputs = [self.data.row_inputs(i) for i in range(min(len(self.data), LATENCY_TEXTS))]
         self._calibration = None
 
+    def features(self, dataset):
+        return self.task.features(dataset, self.pretrained.tokenizer, self.max_length, self.names)
+
     def reference_metrics(self) -> dict:
-        return compare(self.reference, self.reference, self.evaluation.labels, self.classify)
+        return self.task.score(self.evaluation, self.data, self.reference, self.reference)
 
     def calibration(self, required: bool = True) -> tuple[dict[str, np.ndarray], ...]:
-        """Calibration inputs ([1, n] int32 dicts); () when not required and the recipe has no data
+        """Calibration inputs ([1, n] int32 dicts: rows of the train split, else validation, else the
+        evaluation split); () when not required and the recipe has neither train nor validation data
         (dynamic int8 uses them only to improve itself, e.g. ONNX SmoothQuant)."""
         if self._calibration is None:
-            if not required and (self.recipe.data is None or not (self.recipe.data.train or self.recipe.data.validation)):
+            source = self.splits.get("train") or self.splits.get("validation")
+            if source is None and not required:
                 return ()
-            texts = _calibration_texts(self.recipe)
-            self._calibration = tuple(encode_each(self.pretrained.tokenizer, texts, self.max_length, self.names))
+            data = self.features(source if source is not None else self.evaluation)
+            count = self.recipe.quantize.calibration_samples if self.recipe.quantize else 256
+            rng = np.random.default_rng(self.recipe.seed)
+            index = rng.choice(len(data), size=min(count, len(data)), replace=False)
+            self._calibration = tuple(data.row_inputs(i) for i in sorted(index))
         return self._calibration
 
     def job(self, target: ExportTarget, folder: Path) -> ExportJob:
@@ -106,7 +103,7 @@ class Exporter:
         shapes = target.shapes or export.shapes
         from edgekit.config import QuantizeSection
 
-        train = _split(self.recipe, "train") if row.calibrated and self.classify else None
+        train = self.splits.get("train") if row.calibrated else None
         return ExportJob(row=row, pretrained=self.pretrained, folder=folder, seq_len=export.seq_len,
                          static=shapes is ShapeMode.STATIC, batch_size=export.batch_size,
                          calibration=self.calibration(required=row.calibrated) if row.precision.is_int8 else (),
@@ -114,6 +111,8 @@ class Exporter:
 
     def run(self, target: ExportTarget, folder: Path) -> Artifact:
         """Export, load in the runtime, evaluate, time; never raises for a failing target."""
+        from edgekit.train.batching import collect
+
         job = self.job(target, folder)
         record = Artifact(format=target.format.value, precision=target.precision.value, path=job.path.name,
                           shapes="static" if job.static else "dynamic")
@@ -127,9 +126,8 @@ class Exporter:
             record.details = result.details
             runner = backend.load(result.files[0], self.threads)
             record.runtime = runner.runtime
-            outputs = batched_outputs(runner, self.pretrained.tokenizer, list(self.evaluation.texts),
-                                      self.max_length, runner.input_names)
-            record.metrics = compare(outputs, self.reference, self.evaluation.labels, self.classify)
+            outputs = collect(runner, self.data, self.outputs, batch_size=32)
+            record.metrics = self.task.score(self.evaluation, self.data, outputs, self.reference)
             record.latency_ms = latency(runner, self.latency_inputs)
         except Exception as err:  # a failed target is reported, the others still run
             record.status = "failed"
@@ -143,11 +141,12 @@ class Exporter:
 def _summary(a: Artifact) -> str:
     if a.status != "ok":
         return f"✗ {a.format}-{a.precision}: {a.error}"
-    score = ", ".join(f"{k} {v:.4f}" for k, v in a.metrics.items())
+    score = ", ".join(f"{k} {v:.4f}" for k, v in a.metrics.items() if "_" not in k or k in _HEADLINE)
     return (f"✓ {a.format}-{a.precision}: {a.bytes / 1e6:.1f} MB in {a.export_seconds:.0f} s; {score}; "
             f"p50 {a.latency_ms.get('p50', 0):.2f} ms ({a.runtime})")
 
 
+_HEADLINE = ("exact_match", "cosine_mean", "cosine_min")  # metrics with "_" that a summary line shows (not f1_<TYPE>)
 REWRITTEN = ("edgekit.json", "report.json", "report.md", "report.png", "bench")  # besides the listed files
 
 
@@ -204,7 +203,7 @@ def write_export(out: Path, exporter: Exporter, targets: tuple[ExportTarget, ...
         with atomic_dir(out, f"--out {out}", **_OUT) as tmp:
             exporter.pretrained.tokenizer.save(tmp)
             facts = {**manifest_facts, "tokenizer": sorted(p.name for p in tmp.iterdir())}
-            if exporter.classify:
+            if exporter.pretrained.config.id2label:
                 (tmp / "labels.txt").write_text("\n".join(exporter.pretrained.config.id2label) + "\n")
                 facts["labels_file"] = "labels.txt"
             artifacts = [exporter.run(t, tmp) for t in targets]

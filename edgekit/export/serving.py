@@ -1,12 +1,12 @@
 """The fp32 model as a TensorFlow function with the artifact contract (see ``base``):
-named int32 inputs, one named output. Converters trace it; nothing here is format-specific."""
+named int32 inputs, the task's named outputs. Converters trace it; nothing here is format-specific."""
 
 from __future__ import annotations
 
 import dataclasses
 
 from edgekit._tf import tf_modules
-from edgekit.export.base import output_name
+from edgekit.export.base import task_outputs
 from edgekit.models.pretrained import Pretrained
 
 # Additive attention-mask constant used in exported graphs. -30 gives float outputs equal to
@@ -31,15 +31,16 @@ def with_mask_bias(pretrained: Pretrained, mask_bias: float | None) -> Pretraine
 
 def serving_function(pretrained: Pretrained, *, static: bool = False, seq_len: int = 128, batch_size: int = 1):
     """A ``tf.function`` taking one dict of int32 [B, S] tensors (fixed B and S when ``static``)
-    and returning ``{"logits" | "embedding": [B, C | H]}``."""
+    and returning the task's outputs by name (``base.task_outputs``: [B, ...] or [B, S, ...])."""
     tf, _ = tf_modules()
-    model, name = pretrained.model, output_name(pretrained)
-    key = "logits" if name == "logits" else "pooled"
+    model = pretrained.model
+    names = tuple(o.name for o in task_outputs(pretrained))
     shape = [batch_size, seq_len] if static else [None, None]
     spec = {n: tf.TensorSpec(shape, tf.int32, name=n) for n in model.input_names}
 
     @tf.function(input_signature=[spec], autograph=False)
     def serve(inputs):
-        return {name: model(inputs, training=False)[key]}
+        out = model(inputs, training=False)
+        return {name: out[name] for name in names}
 
     return serve

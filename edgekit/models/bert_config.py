@@ -36,8 +36,9 @@ _JSON_TYPES = {"int": ((int,), "an integer"), "float": ((int, float), "a number"
 class BertConfig:
     """One encoder covers BERT, MiniLM, TinyBERT and narrower/shallower students.
 
-    ``num_labels == 0`` means a plain encoder (feature extraction); otherwise a classifier head
-    of that many outputs sits on the pooled vector. ``mask_bias`` is the additive attention
+    ``task`` names the head on the encoder (``edgekit.tasks``): none for feature extraction, a
+    ``classifier`` of ``num_labels`` rows on the pooled vector (text classification) or on every
+    token (token classification), or ``qa_outputs`` on every token (question answering). ``mask_bias`` is the additive attention
     bias for padding: any value ≤ -30 gives float outputs identical to -10000, and bounded
     values are what keeps int8 activations usable (see ``shared/notes``).
 
@@ -67,6 +68,7 @@ class BertConfig:
     normalize: bool = False
     num_labels: int = 0
     id2label: tuple[str, ...] = ()
+    task: str | None = None  # None: text-classification with a classifier (num_labels), else feature-extraction
     mask_bias: float = -10000.0
     attention_head_size: int | None = None
     pruned_heads: tuple[tuple[int, ...], ...] = ()
@@ -106,6 +108,16 @@ class BertConfig:
             )
         if self.pooling not in POOLINGS:
             raise ModelLoadError(f"pooling {self.pooling!r} is not one of {', '.join(POOLINGS)}")
+        from edgekit.config.enums import Task
+
+        if self.task is None:
+            object.__setattr__(self, "task", (Task.TEXT_CLASSIFICATION if self.num_labels else Task.FEATURE_EXTRACTION).value)
+        if self.task not in {t.value for t in Task}:
+            raise ModelLoadError(f"task {self.task!r} is not one of {', '.join(t.value for t in Task)}")
+        labelled = self.task in (Task.TEXT_CLASSIFICATION.value, Task.TOKEN_CLASSIFICATION.value)
+        if labelled != bool(self.num_labels):
+            raise ModelLoadError(f"a {self.task} model has {'a' if labelled else 'no'} classifier, got "
+                                 f"num_labels {self.num_labels}")
         if self.num_labels and len(self.id2label) != self.num_labels:
             raise ModelLoadError(f"id2label has {len(self.id2label)} names for {self.num_labels} labels")
 
@@ -147,16 +159,13 @@ class BertConfig:
         """Heads before pruning (``num_attention_heads`` in HF config.json)."""
         return self.hidden_size // self.head_size
 
-    @property
-    def task(self) -> str:
-        return "text-classification" if self.num_labels else "feature-extraction"
-
     def replace(self, **changes: Any) -> "BertConfig":
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def from_hf(cls, hf: dict[str, Any], *, num_labels: int = 0) -> "BertConfig":
-        """Build from a HF ``config.json`` dict; ``num_labels`` comes from the classifier weights."""
+    def from_hf(cls, hf: dict[str, Any], *, num_labels: int = 0, task: str | None = None) -> "BertConfig":
+        """Build from a HF ``config.json`` dict; ``num_labels`` comes from the classifier weights and
+        ``task`` from the head the weights hold (None: a classifier's rows make it text-classification)."""
         model_type = hf.get("model_type", "bert")
         if model_type != "bert":
             raise ModelLoadError(f"model_type {model_type!r} is not supported (edgekit reads BERT-layout checkpoints)")
@@ -164,7 +173,7 @@ class BertConfig:
             raise ModelLoadError("only absolute position embeddings are supported")
         names = {f.name for f in dataclasses.fields(cls)}
         values = {_HF_KEYS.get(k, k): v for k, v in hf.items() if _HF_KEYS.get(k, k) in names}
-        for derived in ("id2label", "attention_head_size", "num_labels"):  # set below, from the tensors / heads
+        for derived in ("id2label", "attention_head_size", "num_labels", "task"):  # set below, from the tensors / heads
             values.pop(derived, None)
         if values.get("pad_token_id", 0) is None:  # transformers writes null for "no pad token"
             del values["pad_token_id"]
@@ -186,14 +195,15 @@ class BertConfig:
         if missing:
             names = ", ".join(_HF_NAMES.get(m, m) for m in missing)
             raise ModelLoadError(f"no {names} (expected in a BERT config.json)")
-        return cls(**values, num_labels=num_labels)
+        return cls(**values, num_labels=num_labels, task=task)
 
     def to_hf(self) -> dict[str, Any]:
-        """HF ``config.json`` content that transformers' BertModel / BertForSequenceClassification load."""
+        """HF ``config.json`` content that transformers' class for the task (``BertModel``,
+        ``BertFor{Sequence,Token}Classification``, ``BertForQuestionAnswering``) loads."""
         reverse = {v: k for k, v in _HF_KEYS.items()}
         hf: dict[str, Any] = {"model_type": "bert", "position_embedding_type": "absolute"}
         for f in dataclasses.fields(self):
-            if f.name in ("pooling", "normalize", "num_labels", "id2label", "mask_bias",
+            if f.name in ("pooling", "normalize", "num_labels", "id2label", "task", "mask_bias",
                           "attention_head_size", "pruned_heads"):
                 continue
             hf[reverse.get(f.name, f.name)] = getattr(self, f.name)
@@ -201,12 +211,12 @@ class BertConfig:
             # transformers builds the original heads, prunes these, then loads the smaller tensors.
             hf["num_attention_heads"] = self.original_num_heads
             hf["pruned_heads"] = {str(i): list(heads) for i, heads in enumerate(self.pruned_heads)}
+        from edgekit import tasks
+
+        hf["architectures"] = [tasks.for_config(self).architecture]
         if self.num_labels:
-            hf["architectures"] = ["BertForSequenceClassification"]
             hf["id2label"] = {str(i): name for i, name in enumerate(self.id2label)}
             hf["label2id"] = {name: i for i, name in enumerate(self.id2label)}
-        else:
-            hf["architectures"] = ["BertModel"]
         # transformers ignores unknown keys; edgekit reads these back.
         hf["edgekit"] = {key: getattr(self, key) for key in _EDGEKIT_KEYS}
         return hf

@@ -1,9 +1,9 @@
 """Read and write Hugging Face BERT checkpoints (config.json + safetensors) without torch.
 
-Reading accepts BertModel and BertForSequenceClassification layouts (encoder tensors with or
-without a ``bert.`` prefix, ``classifier.*`` head when present) and sharded safetensors.
-Writing produces the layout transformers loads: BertModel for encoders,
-BertForSequenceClassification (``bert.`` prefix) for classifiers. Head-pruned models are
+Reading accepts BertModel and the task layouts (encoder tensors with or without a ``bert.``
+prefix; the ``classifier.*`` or ``qa_outputs.*`` head of BertFor{Sequence,Token}Classification
+or BertForQuestionAnswering, told apart by ``architectures``) and sharded safetensors.
+Writing produces the layout transformers loads for the task (``bert.`` prefix under a head). Head-pruned models are
 written with transformers' ``pruned_heads`` (smaller tensors), which transformers 4.x loads;
 transformers 5 dropped head pruning and refuses those tensor shapes, so
 ``pad_pruned_heads=True`` writes the removed heads back as zeros (full-size tensors, same
@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit import tasks
+from edgekit.config.enums import Task
 from edgekit.errors import ModelLoadError
 from edgekit.models.bert_config import BertConfig
 from edgekit.models.files import check_readable, first_line, is_file, read_json, read_json_object
@@ -104,6 +106,29 @@ def _sentence_transformers_pooling(folder: Path) -> tuple[str, bool] | None:
     return pooling, "Normalize" in types
 
 
+def _task(path: Path, architectures: list[str], weights: dict[str, np.ndarray]):
+    """The task whose head the weights hold, checked against ``architectures``: either alone could
+    answer silently wrongly (embeddings instead of labels, a per-token head read as a sentence one)."""
+    declared = architectures[0] if architectures else None
+    task = tasks.by_architecture(declared) if declared else None
+    if declared and task is None:
+        raise ModelLoadError(f"{path}: architectures: {declared} is not a head edgekit builds (expected one of "
+                             f"{', '.join(tasks.get(t).architecture for t in Task)})")
+    found = {name.split(".")[0] for name in weights} & {"classifier", "qa_outputs"}
+    if len(found) > 1:
+        raise ModelLoadError(f"{path}: the weights hold both a classifier and a qa_outputs head (expected one)")
+    if task is None:  # no architectures: the head's tensors say
+        task = tasks.get(Task.QUESTION_ANSWERING if "qa_outputs" in found else
+                         Task.TEXT_CLASSIFICATION if "classifier" in found else Task.FEATURE_EXTRACTION)
+    if task.head_layer not in found | {None}:
+        raise ModelLoadError(f"{path}: architectures: {declared} needs a {task.head_layer} head, but the weights "
+                             f"have no {task.head_layer}.weight (expected BertModel for an encoder)")
+    if found - {task.head_layer}:
+        raise ModelLoadError(f"{path}: architectures: {declared}: its {found.pop()}.weight is not the head of "
+                             f"this architecture (expected {task.head_layer or 'no head'})")
+    return task
+
+
 def read_config(folder: Path, weights: dict[str, np.ndarray], pooling: str | None = None) -> BertConfig:
     """The BertConfig of a checkpoint: labels from the classifier tensor, pooling from (in
     order) the ``pooling`` argument, edgekit's own key, sentence-transformers files, or BERT's
@@ -112,21 +137,13 @@ def read_config(folder: Path, weights: dict[str, np.ndarray], pooling: str | Non
     if not is_file(path):
         raise ModelLoadError(f"{folder}: no {CONFIG_FILE}")
     hf = read_json_object(path)
-    head = weights.get("classifier.weight")
+    architectures = [a for a in hf.get("architectures") or [] if isinstance(a, str)]
+    task = _task(path, architectures, weights)
+    head = weights.get("classifier.weight") if task.head_layer == "classifier" else None
     try:
-        config = BertConfig.from_hf(hf, num_labels=0 if head is None else int(head.shape[0]))
+        config = BertConfig.from_hf(hf, num_labels=0 if head is None else int(head.shape[0]), task=task.name)
     except ModelLoadError as err:
         raise ModelLoadError(f"{path}: {err}") from None
-    # Either would answer silently wrongly: embeddings instead of labels, or a token / multiple-choice
-    # head applied to the sentence vector.
-    architectures = [a for a in hf.get("architectures") or [] if isinstance(a, str)]
-    sentence = next((a for a in architectures if a.endswith("ForSequenceClassification")), None)
-    if sentence and head is None:
-        raise ModelLoadError(f"{path}: architectures: {sentence} needs a classifier head, but the weights "
-                             "have no classifier.weight (expected BertModel for an encoder)")
-    if architectures and head is not None and not sentence:
-        raise ModelLoadError(f"{path}: architectures: {architectures[0]}: its classifier.weight is not a sentence "
-                             "classifier (edgekit reads BertModel and BertForSequenceClassification checkpoints)")
     if "pooling" not in hf.get("edgekit", {}):
         found = _sentence_transformers_pooling(folder)
         if found is not None:
@@ -164,7 +181,7 @@ def check_weights(config: BertConfig, weights: dict[str, np.ndarray], source: Pa
     if unused:
         raise ModelLoadError(
             f"{source}: unexpected tensors {', '.join(unused[:4])}{' ...' if len(unused) > 4 else ''} "
-            "(edgekit reads BertModel and BertForSequenceClassification checkpoints)"
+            "(edgekit reads BertModel and BertFor{Sequence,Token}Classification / QuestionAnswering checkpoints)"
         )
 
 
@@ -198,7 +215,7 @@ def _pad_heads(value: np.ndarray, axis: int, removed: tuple[int, ...], config: B
 def collect_weights(model, config: BertConfig, *, pad_pruned_heads: bool = False) -> dict[str, np.ndarray]:
     """The model's tensors under the names transformers expects for ``config``'s architecture
     (with ``pad_pruned_heads``: pruned heads as zero blocks, shaped for ``unpruned_config``)."""
-    prefix = "bert." if config.num_labels else ""
+    prefix = "bert." if tasks.for_config(config).head(config) is not None else ""
     pad = pad_pruned_heads and bool(config.pruned_heads)
     tensors = {}
     for slot in weight_slots(config):

@@ -3,7 +3,8 @@
 Inputs (int32): ``input_ids`` [B, S], ``attention_mask`` [B, S] and, when the config has
 token types, ``token_type_ids`` [B, S]. Outputs (dict): ``last_hidden_state`` [B, S, H],
 ``pooled`` [B, H] (the sentence vector: cls / mean / pooler, L2-normalised if configured),
-``logits`` [B, num_labels] for classifiers, and optionally ``hidden_states`` (L+1 × [B, S, H])
+the task's named outputs (``edgekit.tasks``: ``embedding`` = ``pooled`` without a head, else
+the head's, e.g. ``logits`` or ``start_logits`` / ``end_logits``), and optionally ``hidden_states`` (L+1 × [B, S, H])
 and ``attentions`` (L × [B, N, S, S]) for distillation. Layer names are the ones
 ``weight_layout.weight_slots`` maps to HF tensor names. Query, key and value are
 ``num_heads * head_size`` wide, which is less than H in head-pruned models.
@@ -16,6 +17,7 @@ activation (1 = unchanged); gradients with respect to them are what
 
 from __future__ import annotations
 
+from edgekit import tasks
 from edgekit._tf import tf_modules
 from edgekit.models import layers as L
 from edgekit.models.bert_config import BertConfig
@@ -104,9 +106,12 @@ def build_encoder(
         pooled = L.L2Normalize(name="normalize")(pooled)
 
     outputs = {"last_hidden_state": x, "pooled": pooled}
-    if config.num_labels:
-        head = keras.layers.Dropout(config.hidden_dropout)(pooled)
-        outputs["logits"] = _dense(config.num_labels, "classifier")(head)
+    head = tasks.for_config(config).head(config)
+    if head is None:
+        outputs["embedding"] = pooled
+    else:
+        features = keras.layers.Dropout(config.hidden_dropout)(pooled if head.over == "pooled" else x)
+        outputs.update(head.split(_dense(head.width, head.layer)(features)))
     if output_hidden_states:
         outputs["hidden_states"] = hidden_states
     if output_attentions:

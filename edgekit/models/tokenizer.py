@@ -80,6 +80,13 @@ class TextTokenizer:
                                  "rows; the tokenizer does not belong to this model")
 
     @property
+    def backend(self):
+        """The ``tokenizers.Tokenizer`` itself, for word-aligned and windowed encodings (offsets,
+        word ids, overflowing windows). Every method here sets truncation and padding before it
+        encodes, so callers set their own and need not restore them."""
+        return self._tok
+
+    @property
     def vocab_size(self) -> int:
         return self._tok.get_vocab_size(with_added_tokens=True)
 

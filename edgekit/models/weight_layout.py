@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edgekit import tasks
 from edgekit.models.bert_config import BertConfig
 
 
@@ -56,6 +57,7 @@ def weight_slots(config: BertConfig) -> list[WeightSlot]:
             slots.append(WeightSlot(f"layer_{i}_{name}", (f"{hf}{path}.weight", f"{hf}{path}.bias"), norm))
     if config.pooling == "pooler":
         slots.append(dense("pooler", "pooler.dense", h, h))
-    if config.num_labels:
-        slots.append(dense("classifier", "classifier", config.num_labels, h, in_base_model=False))
+    head = tasks.for_config(config).head(config)
+    if head is not None:
+        slots.append(dense(head.layer, head.layer, head.width, h, in_base_model=False))
     return slots

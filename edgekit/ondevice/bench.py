@@ -9,9 +9,14 @@ Copy it (``edgekit bench-script --out bench.py``) with an edgekit export folder 
 Runtimes: ai_edge_litert or tflite_runtime (.tflite, optional Edge TPU delegate), onnxruntime
 (.onnx), openvino (.xml). It never imports TensorFlow or edgekit. Before loading anything it
 checks the files it will read (artifact, tokenizer, labels.txt) against the sizes and sha256 in
-``edgekit.json`` (``--no-verify`` skips that, and the JSON says so). Texts are tokenized with the
-``tokenizers`` package when installed, else with the built-in ``WordPiece`` (BERT exports);
-each result says which (``inputs.tokenizer`` / ``inputs.source``). ``edgekit bench`` imports
+``edgekit.json`` (``--no-verify`` skips that, and the JSON says so). The inputs are the task's
+(the manifest's ``task``): texts, or for question answering (question, context) pairs, the
+context's token type 1 (``--texts FILE`` of ``question<TAB>context`` lines); by default the
+export's evaluation file (a tsv column, a CoNLL file's sentences, a SQuAD file's questions).
+They are tokenized with the ``tokenizers`` package when installed, else with the built-in
+``WordPiece`` (BERT exports); each result says which (``inputs.tokenizer`` / ``inputs.source``)
+and the names and shapes of the outputs the artifact returned (the manifest's ``outputs``,
+checked on the first call). ``edgekit bench`` imports
 this module for its manifest reader, sampler, inputs and JSON, so host and device results share one schema
 (``SCHEMA``; ``validate``) and ``edgekit bench --compare A.json B.json`` can line them up.
 Latency: batch 1, ``time.perf_counter_ns``, milliseconds; energy = p50 ms x nominal watts (mJ),
@@ -40,9 +45,11 @@ from typing import Callable
 
 import numpy as np
 
-SCHEMA_VERSION = 2  # 2: bytes of the file run, verified, export_metrics, inputs.tokenizer
+SCHEMA_VERSION = 3  # 2: bytes of the file run, verified, export_metrics, inputs.tokenizer; 3: task, outputs, pairs
 MANIFEST = "edgekit.json"
-MANIFEST_VERSION = 2  # edgekit.json's "edgekit_manifest": the one version this script reads
+MANIFEST_VERSION = 3  # edgekit.json's "edgekit_manifest": the one version this script reads (3: named outputs)
+TASKS = ("text-classification", "feature-extraction", "token-classification", "question-answering")
+PAIRED = ("question-answering",)  # tasks whose inputs are (question, context) pairs, token types 0 then 1
 TEXTS_FILE = "english-eval.tsv"  # written next to this script by `edgekit bench-script`
 EDGETPU_LIBS = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}
 RUNTIME_PACKAGES = ("ai-edge-litert", "tflite-runtime", "onnxruntime", "openvino", "numpy", "tokenizers")
@@ -156,11 +163,13 @@ def device_facts() -> dict:
 
 # -- the export folder ---------------------------------------------------------------------------
 
-MANIFEST_SCHEMA = {"inputs": list, "max_length": int, "tokenizer": list, "digests": dict, "artifacts": list}
-ROW_SCHEMAS = {"inputs": {"name": str}, "artifacts": {"path": str, "format": str, "precision": str, "status": str,
-                                                      "files": list}}
+MANIFEST_SCHEMA = {"task": TASKS, "inputs": list, "outputs": list, "max_length": int, "tokenizer": list,
+                   "digests": dict, "artifacts": list}
+ROW_SCHEMAS = {"inputs": {"name": str}, "outputs": {"name": str, "dtype": ("float32",), "shape": list},
+               "artifacts": {"path": str, "format": str, "precision": str, "status": str, "files": list}}
 DIGEST_SCHEMA = {"bytes": int, "sha256": str}
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")  # what this script can feed
+BATCH, SEQUENCE = "batch", "sequence"  # the free axes of a manifest shape
 FORMAT_SUFFIXES = {"tflite": ".tflite", "onnx": ".onnx", "openvino": ".xml"}
 
 
@@ -193,7 +202,8 @@ def _content_problems(doc: dict) -> list:
     """What the types cannot say: every file name is inside the folder, an artifact's ``files``
     hold what runs (so what is verified is what is loaded), its format matches its suffix, each
     artifact is listed once, digests are sizes and sha256 hex (else a hand edit reads as a changed
-    file), the inputs are ones this script feeds and ``max_length`` can hold [CLS] and [SEP]."""
+    file), the inputs are ones this script feeds, the outputs are named once and shaped as
+    ``_output_problems`` says, and ``max_length`` can hold the specials."""
     names = [("tokenizer", n) for n in doc["tokenizer"]] + [("digests", n) for n in doc["digests"]]
     names += [("labels_file", doc["labels_file"])] if "labels_file" in doc else []
     problems = []
@@ -218,8 +228,28 @@ def _content_problems(doc: dict) -> list:
     inputs = [i["name"] for i in doc["inputs"]]
     if "input_ids" not in inputs or not set(inputs) <= set(INPUT_NAMES):
         problems.append(f"inputs: expected input_ids and optionally attention_mask, token_type_ids; got {inputs}")
-    if doc["max_length"] < 2:
-        problems.append(f"max_length: expected a token count >= 2, got {doc['max_length']}")
+    problems += _output_problems(doc["outputs"])
+    low = 3 if doc["task"] in PAIRED else 2  # [CLS] and [SEP], and a pair's second [SEP]
+    if doc["max_length"] < low:
+        problems.append(f"max_length: expected a token count >= {low}, got {doc['max_length']}")
+    return problems
+
+
+def _output_problems(outputs: list) -> list:
+    """The ``outputs`` list: at least one, names distinct, each shape ``["batch"]``, then
+    ``"sequence"`` for a per-token output, then the size of a last axis (e.g. ``["batch", 384]``,
+    ``["batch", "sequence", 9]``, ``["batch", "sequence"]``)."""
+    if not outputs:
+        return ["outputs: expected at least one output, got []"]
+    problems, names = [], [o["name"] for o in outputs]
+    for i, o in enumerate(outputs):
+        shape = o["shape"]
+        rest = shape[2:] if shape[1:2] == [SEQUENCE] else shape[1:]
+        if shape[:1] != [BATCH] or len(rest) > 1 or not _sizes(rest, 1):
+            problems.append(f"outputs[{i}].shape: expected [\"{BATCH}\"], then \"{SEQUENCE}\" for a per-token "
+                            f"output, then an axis size >= 1; got {shape}")
+        if o["name"] in names[:i]:
+            problems.append(f"outputs[{i}].name: {o['name']!r} is listed twice")
     return problems
 
 
@@ -314,14 +344,18 @@ def artifact_file(folder: Path, entry: dict, edgetpu: bool) -> Path:
     return compiled if edgetpu and path.suffix == ".tflite" and compiled.is_file() else path
 
 
-def read_texts(path: Path, column: str = "sentence") -> list:
-    """Texts from a .tsv (the named column, or the first) or a one-text-per-line file."""
+def _read_text(path: Path) -> str:
     try:
-        lines = [line for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+        return Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
         raise BenchError(f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start})") from None
     except OSError as err:
         raise BenchError(f"{path}: cannot read texts ({err.strerror or err})") from None
+
+
+def read_texts(path: Path, column: str = "sentence") -> list:
+    """Texts from a .tsv (the named column, or the first) or a one-text-per-line file."""
+    lines = [line for line in _read_text(path).splitlines() if line.strip()]
     head = lines[0].split("\t") if lines else []
     index = head.index(column) if column in head else 0
     rows = lines[1:] if column in head else lines
@@ -331,21 +365,98 @@ def read_texts(path: Path, column: str = "sentence") -> list:
     return texts
 
 
+PAIR_COLUMNS = ["question", "context"]  # a --texts file's optional header line for pairs
+
+
+def read_pairs(path: Path) -> list:
+    """(question, context) pairs from ``question<TAB>context`` lines (the first may be the header
+    ``question<TAB>context``); every line is checked, the first ``MAX_TEXTS`` are kept."""
+    lines = [(n, line) for n, line in enumerate(_read_text(path).splitlines(), 1) if line.strip()]
+    if lines and lines[0][1].split("\t") == PAIR_COLUMNS:
+        lines = lines[1:]
+    pairs = []
+    for number, line in lines:
+        fields = line.split("\t")
+        if len(fields) != 2:
+            raise BenchError(f"{path}:{number}: {len(fields)} tab-separated column{'s' * (len(fields) > 1)} "
+                             "(expected question<TAB>context)")
+        empty = [name for name, field in zip(PAIR_COLUMNS, fields) if not field.strip()]
+        if empty:
+            raise BenchError(f"{path}:{number}: empty {empty[0]} (expected question<TAB>context)")
+        pairs.append((fields[0].strip(), fields[1]))
+    if not pairs:
+        raise BenchError(f"{path}: no question<TAB>context lines")
+    return pairs[:MAX_TEXTS]
+
+
+def read_conll_texts(path: Path) -> list:
+    """The sentences of a CoNLL file (``token ... TAG`` lines, a blank line between sentences,
+    ``-DOCSTART-`` skipped), each its tokens joined by spaces."""
+    sentences, words = [], []
+    for line in [*_read_text(path).splitlines(), ""]:
+        fields = line.split()
+        if fields and fields[0] != "-DOCSTART-":
+            words.append(fields[0])
+        elif words:
+            sentences.append(" ".join(words))
+            words = []
+    if not sentences:
+        raise BenchError(f"{path}: no sentences")
+    return sentences[:MAX_TEXTS]
+
+
+def read_squad_pairs(path: Path, articles=None) -> list:
+    """(question, context) of the questions of a SQuAD v1.1 JSON file, of the ``articles``
+    [first, stop) when given, in file order."""
+    try:
+        data = json.loads(_read_text(path))["data"]
+        chosen = data if articles is None else data[articles[0]:articles[1]]
+        pairs = [(qa["question"].strip(), paragraph["context"]) for article in chosen
+                 for paragraph in article["paragraphs"] for qa in paragraph["qas"]]
+        if not all(isinstance(context, str) and context.strip() for _, context in pairs):
+            raise TypeError("a context is not text")
+    except json.JSONDecodeError as err:
+        raise BenchError(f"{path}: invalid JSON ({err.msg} at line {err.lineno})") from None
+    except (KeyError, TypeError, AttributeError):
+        raise BenchError(f"{path}: not SQuAD v1.1 JSON (expected data[].paragraphs[] with a context and "
+                         "qas[].question)") from None
+    if not pairs:
+        raise BenchError(f"{path}: no questions")
+    return pairs[:MAX_TEXTS]
+
+
 def _object(value) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def _articles(value):
+    """A recipe's ``<split>_articles`` [first, stop) as a pair of ints, else None (every article)."""
+    ints = isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value)
+    return tuple(value) if ints else None
+
+
 def natural_texts(manifest: dict, folder: Path, explicit: Path | None = None,
                   fallbacks: tuple = ()) -> tuple:
-    """(texts, source): ``explicit``, else the export's evaluation texts, else ``fallbacks``."""
+    """(texts, source): ``explicit``, else the export's evaluation texts (a tsv column, a CoNLL
+    file's sentences, a SQuAD file's questions), else ``fallbacks``. For a task in ``PAIRED`` the
+    texts are (question, context) pairs, from ``explicit`` or the SQuAD file only."""
+    pairs = manifest.get("task") in PAIRED
     if explicit is not None:
-        return read_texts(explicit), Path(explicit).name
+        return (read_pairs(explicit) if pairs else read_texts(explicit)), Path(explicit).name
     data = _object(_object(manifest.get("recipe")).get("data"))  # keys no reader needs: a hand edit may break them
-    file = data.get(str(_object(manifest.get("evaluation")).get("split", "test")))
+    split = str(_object(manifest.get("evaluation")).get("split", "test"))
+    file, kind = data.get(split), data.get("format")
     column = data.get("text_column") if isinstance(data.get("text_column"), str) else "sentence"
-    candidates = [Path(file)] if isinstance(file, str) and file and data.get("format") == "tsv" else []
-    candidates += [Path(folder) / TEXTS_FILE, *fallbacks]
-    for path in candidates:
+    readers = {"tsv": lambda p: read_texts(p, column), "conll": read_conll_texts,
+               "squad": lambda p: read_squad_pairs(p, _articles(data.get(f"{split}_articles")))}
+    own = Path(file) if isinstance(file, str) and file and kind in readers and (kind == "squad") == pairs else None
+    if own is not None and own.is_file():
+        return readers[kind](own), own.name
+    if pairs:
+        raise BenchError(f"{manifest['task']} needs question/context pairs and the export's evaluation file "
+                         f"({file if isinstance(file, str) else 'none'}) is not here; pass --texts FILE of "
+                         "question<TAB>context lines (the on-device script)")
+    for path in [Path(folder) / TEXTS_FILE, *fallbacks]:
         if path.is_file():
             return read_texts(path, column), path.name
     raise BenchError("--seq-len natural needs texts: the export's evaluation file is not here; pass --texts FILE "
@@ -368,7 +479,9 @@ class WordPiece:
     """BERT's tokenizer in plain Python, so that a device without the ``tokenizers`` package runs
     the export's defaults: ``BertNormalizer`` (clean text, space out CJK ideographs, strip
     accents, lower-case), ``BertPreTokenizer`` (whitespace and punctuation), greedy
-    longest-match WordPiece and ``[CLS] text [SEP]``. Tests hold it to ``tokenizers``' ids."""
+    longest-match WordPiece, ``[CLS] text [SEP]`` and, for a pair, ``[CLS] a [SEP] b [SEP]`` (token
+    types 0, then 1 from b on) truncated as ``tokenizers`` does by default (longest first). Tests
+    hold it to ``tokenizers``' ids and token types."""
 
     def __init__(self, name: str, vocab: dict, specials: dict, lowercase: bool = True, strip_accents=None,
                  unk: str = "[UNK]", prefix: str = "##", max_chars: int = 100):
@@ -409,10 +522,14 @@ class WordPiece:
             specials = {"cls": post["cls"][0], "sep": post["sep"][0]}
         elif post.get("type") == "TemplateProcessing":
             single = [next(iter(piece.items())) for piece in post.get("single", [])]
-            kinds = [kind for kind, _ in single]
-            if kinds != ["SpecialToken", "Sequence", "SpecialToken"]:
+            pair = [(kind, value.get("id"), value.get("type_id")) for kind, value in
+                    (next(iter(piece.items())) for piece in post.get("pair", []))]
+            if [kind for kind, _ in single] != ["SpecialToken", "Sequence", "SpecialToken"]:
                 return None
             specials = {"cls": single[0][1]["id"], "sep": single[2][1]["id"]}
+            start, end = ("SpecialToken", specials["cls"]), ("SpecialToken", specials["sep"])
+            if pair != [(*start, 0), ("Sequence", "A", 0), (*end, 0), ("Sequence", "B", 1), (*end, 1)]:
+                return None
         else:
             return None
         if (model.get("type") != "WordPiece" or norm.get("type") != "BertNormalizer"
@@ -469,15 +586,37 @@ class WordPiece:
                 return [self.unk]
         return ids
 
-    def encode(self, text: str, max_length: int) -> list:
-        """Token ids of ``text``, [CLS] and [SEP] included, truncated to ``max_length``."""
+    def _content(self, text: str) -> list:
         ids = []
         for i, part in enumerate(self._added.split(text) if self._added else [text]):
             if i % 2:  # an added token (e.g. [MASK]) written in the text
                 ids.append(self.vocab[part])
             else:
                 ids += [t for w in self._words(self._normalize(part)) for t in self._pieces(w)]
-        return [self.cls, *ids[:max(max_length - 2, 0)], self.sep]
+        return ids
+
+    def encode(self, text: str, max_length: int, pair: str | None = None) -> tuple:
+        """(ids, token type ids) of ``text`` (and ``pair``), specials included, truncated to ``max_length``."""
+        first = self._content(text)
+        if pair is None:
+            ids = [self.cls, *first[:max(max_length - 2, 0)], self.sep]
+            return ids, [0] * len(ids)
+        second = self._content(pair)
+        a, b = longest_first(len(first), len(second), max(max_length - 3, 0))
+        return [self.cls, *first[:a], self.sep, *second[:b], self.sep], [0] * (a + 2) + [1] * (b + 1)
+
+
+def longest_first(a: int, b: int, room: int) -> tuple:
+    """Tokens kept of two sequences of ``a`` and ``b`` tokens in ``room``: both when they fit, else
+    the shorter whole if the longer still gets as many, else half each (the odd one to the
+    longer, to the second when equal); ``tokenizers``' ``TruncationStrategy::LongestFirst``."""
+    if a + b <= room:
+        return a, b
+    short, long = (b, a) if a > b else (a, b)
+    keep_short, keep_long = short, max(short, room - short)
+    if keep_short + keep_long > room:
+        keep_short, keep_long = room // 2, room // 2 + room % 2
+    return (min(a, keep_long), min(b, keep_short)) if a > b else (min(a, keep_short), min(b, keep_long))
 
 
 class LibraryTokenizer:
@@ -499,9 +638,11 @@ class LibraryTokenizer:
         self._tok.no_padding()
         self.name = f"tokenizers {__version__} ({source})"
 
-    def encode(self, text: str, max_length: int) -> list:
+    def encode(self, text: str, max_length: int, pair: str | None = None) -> tuple:
+        """(ids, token type ids), as ``WordPiece.encode``."""
         self._tok.enable_truncation(max_length=max_length)
-        return self._tok.encode(text).ids
+        encoding = self._tok.encode(text, pair)
+        return encoding.ids, encoding.type_ids
 
 
 def load_tokenizer(folder: Path):
@@ -527,13 +668,28 @@ def vocab_size(folder: Path) -> int:
     raise BenchError(f"{folder}: no tokenizer.json or vocab.txt to size synthetic token ids")
 
 
-def _sample(ids, names) -> dict:
+def _sample(ids, type_ids, names) -> dict:
     ids = np.asarray(ids, dtype=np.int32)[None, :]
-    values = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    values = {"input_ids": ids, "attention_mask": np.ones_like(ids),
+              "token_type_ids": np.asarray(type_ids, dtype=np.int32).reshape(ids.shape)}
     return {n: values[n] for n in names}
 
 
 FALLBACK_SEQ_LEN = 128  # natural length without a tokenizer: this many synthetic ids (or max_length)
+
+
+def _fixed_length(texts: list, tokenizer, seq_len: int) -> tuple:
+    """(ids, type ids) of exactly ``seq_len`` tokens: every text joined (for pairs, the first
+    question and every context joined), repeated until long enough, then truncated; None when
+    64 repeats are still too short."""
+    pairs = isinstance(texts[0], tuple)
+    joined = " ".join(c for _, c in texts) if pairs else " ".join(texts)
+    for repeat in range(1, 65):
+        more = " ".join([joined] * repeat)
+        ids, type_ids = tokenizer.encode(texts[0][0], seq_len, more) if pairs else tokenizer.encode(more, seq_len)
+        if len(ids) >= seq_len:
+            return ids, type_ids
+    return None
 
 
 def make_inputs(folder: Path, manifest: dict, seq_len, texts: tuple | None = None, tokenizer=None) -> tuple:
@@ -542,11 +698,14 @@ def make_inputs(folder: Path, manifest: dict, seq_len, texts: tuple | None = Non
 
     ``seq_len`` an int: one input of exactly that many tokens (tokenized text when a tokenizer
     is given, else synthetic ids); ``"natural"``: each text at its own token count, or, without
-    a tokenizer, one fixed input of synthetic ids (said so)."""
+    a tokenizer, one fixed input of synthetic ids (said so). ``texts`` is ``natural_texts``'s
+    (texts, source); (question, context) pairs are encoded as one input, the context's token
+    type 1 (``info["pairs"]``)."""
     names = [i["name"] for i in manifest["inputs"]]
-    limit = manifest["max_length"]
-    if seq_len != "natural" and not 2 <= seq_len <= limit:
-        raise BenchError(f"--seq-len {seq_len}: expected 2..{limit} (the export's max_length)")
+    limit, pairs = manifest["max_length"], manifest["task"] in PAIRED and tokenizer is not None
+    low = 3 if pairs else 2  # a pair's three specials
+    if seq_len != "natural" and not low <= seq_len <= limit:
+        raise BenchError(f"--seq-len {seq_len}: expected {low}..{limit} (the export's max_length)")
     mode, why = ("natural" if seq_len == "natural" else "fixed"), ""
     if tokenizer is None:
         if seq_len == "natural":
@@ -554,25 +713,25 @@ def make_inputs(folder: Path, manifest: dict, seq_len, texts: tuple | None = Non
             why = ", in place of natural length"
         rng = np.random.default_rng(0)
         size = vocab_size(folder)
-        samples = [_sample(rng.integers(min(1000, size // 2), size, seq_len), names)]
+        samples = [_sample(rng.integers(min(1000, size // 2), size, seq_len), [0] * seq_len, names)]
         source = (f"synthetic ids, {seq_len} tokens{why} (this export's tokenizer needs the tokenizers package: "
                   "pip install tokenizers)")
     elif seq_len == "natural":
-        samples = [_sample(tokenizer.encode(text, limit), names) for text in texts[0]]
-        source = f"{texts[1]} ({len(samples)} texts) tokenized by {tokenizer.name}"
+        samples = [_sample(*(tokenizer.encode(t[0], limit, t[1]) if pairs else tokenizer.encode(t, limit)), names)
+                   for t in texts[0]]
+        what = "question/context pairs" if pairs else "texts"
+        source = f"{texts[1]} ({len(samples)} {what}) tokenized by {tokenizer.name}"
     else:
-        joined, ids = " ".join(texts[0]), []
-        for repeat in range(1, 65):
-            ids = tokenizer.encode(" ".join([joined] * repeat), seq_len)
-            if len(ids) >= seq_len:
-                break
-        if len(ids) < seq_len:
+        encoded = _fixed_length(texts[0], tokenizer, seq_len)
+        if encoded is None:
             raise BenchError(f"{texts[1]}: too little text for {seq_len} tokens")
-        samples, source = [_sample(ids, names)], f"{texts[1]} tokenized by {tokenizer.name}, first {seq_len} tokens"
+        what = " (its first question, every context)" if pairs else ""
+        samples, source = [_sample(*encoded, names)], (f"{texts[1]}{what} tokenized by {tokenizer.name}, "
+                                                      f"first {seq_len} tokens")
     counts = [s[names[0]].shape[1] for s in samples]
     info = {"mode": mode, "seq_len": None if mode == "natural" else seq_len, "samples": len(samples), "batch": 1,
             "tokens_mean": round(float(np.mean(counts)), 2), "tokens_min": min(counts), "tokens_max": max(counts),
-            "tokenizer": tokenizer.name if tokenizer is not None else None, "source": source}
+            "tokenizer": tokenizer.name if tokenizer is not None else None, "pairs": pairs, "source": source}
     return samples, info
 
 
@@ -584,16 +743,38 @@ def _fit_static(inputs: dict, shape) -> dict:
     return {n: np.pad(v[:, :seq], ((0, rows - v.shape[0]), (0, max(seq - v.shape[1], 0)))) for n, v in inputs.items()}
 
 
+def output_keys(found: dict, count: int, outputs: list, path: Path) -> dict:
+    """{manifest output name: the runtime's key for it}: ``found`` maps the names an artifact's
+    ``count`` outputs go by to those keys. By name, or, for an artifact of one output and a
+    manifest of one, that output whatever its name; ValueError naming both sides otherwise."""
+    wanted = [o["name"] for o in outputs]
+    if set(wanted) <= set(found):
+        return {n: found[n] for n in wanted}
+    if len(wanted) == count == 1 and found:
+        return {wanted[0]: next(iter(found.values()))}
+    raise ValueError(f"{Path(path).name} has outputs {', '.join(sorted(found)) or 'without names'}; "
+                     f"{MANIFEST} names {', '.join(wanted)}")
+
+
 class Runner:
-    """``runner(inputs)``: int32 [1, S] arrays by name -> float32 output; ``runtime`` names it."""
+    """``runner(inputs)``: int32 [1, n] arrays by name -> {manifest output name: float32 array};
+    ``runtime`` names it. A static [B, S] artifact gets its inputs padded (mask 0) or cut to S and
+    returns the one row, a per-token output (``per_token`` names) for min(n, S) tokens, as
+    edgekit's runners do."""
 
-    def __init__(self, call, runtime: str, static_shape=None):
-        self._call, self.runtime, self.static_shape = call, runtime, static_shape
+    def __init__(self, call, runtime: str, static_shape=None, per_token=()):
+        self._call, self.runtime, self.static_shape, self.per_token = call, runtime, static_shape, set(per_token)
 
-    def __call__(self, inputs: dict) -> np.ndarray:
-        if self.static_shape is not None:
-            inputs = _fit_static(inputs, self.static_shape)
-        return self._call(inputs)
+    def __call__(self, inputs: dict) -> dict:
+        if self.static_shape is None:
+            return self._call(inputs)
+        rows, tokens = next(iter(inputs.values())).shape
+        out = self._call(_fit_static(inputs, self.static_shape))
+        return {k: v[:rows, :tokens] if k in self.per_token else v[:rows] for k, v in out.items()}
+
+
+def _per_token(outputs: list) -> list:
+    return [o["name"] for o in outputs if SEQUENCE in o["shape"]]
 
 
 def load_delegate(name: str):
@@ -612,7 +793,7 @@ def load_delegate(name: str):
                          "is the Edge TPU runtime installed and the device plugged in?") from None
 
 
-def _load_tflite(path: Path, threads: int, delegate: str | None) -> Runner:
+def _load_tflite(path: Path, threads: int, delegate: str | None, outputs: list) -> Runner:
     try:
         from ai_edge_litert.interpreter import Interpreter
         runtime = f"ai-edge-litert {metadata.version('ai-edge-litert')}"
@@ -622,14 +803,21 @@ def _load_tflite(path: Path, threads: int, delegate: str | None) -> Runner:
     delegates = [load_delegate(delegate)] if delegate else None
     interp = Interpreter(model_path=str(path), num_threads=threads, experimental_delegates=delegates)
     inputs = {d["name"].replace("serving_default_", "").split(":")[0]: d for d in interp.get_input_details()}
-    out = interp.get_output_details()[0]
-    scale, zero = out["quantization"]  # (0.0, 0) for a float output
+    details = {d["index"]: d for d in interp.get_output_details()}
+    signatures = interp.get_signature_list()
+    if len(signatures) == 1:  # the output names are the signature's (tensor names are the graph's own)
+        runner = interp.get_signature_runner(next(iter(signatures)))
+        found = {name: d["index"] for name, d in runner.get_output_details().items()}
+        del runner  # it holds the interpreter, which would refuse allocate_tensors
+    else:
+        found = {d["name"]: index for index, d in details.items()}
+    fetch = {name: details[index] for name, index in output_keys(found, len(details), outputs, path).items()}
     signature = np.asarray(next(iter(inputs.values()))["shape_signature"])
     static = tuple(int(d) for d in signature) if (signature > 0).all() else None
     interp.allocate_tensors()
     current = [None]
 
-    def call(batch: dict) -> np.ndarray:
+    def call(batch: dict) -> dict:
         shape = next(iter(batch.values())).shape
         if static is None and shape != current[0]:
             for name in batch:
@@ -639,13 +827,16 @@ def _load_tflite(path: Path, threads: int, delegate: str | None) -> Runner:
         for name, value in batch.items():
             interp.set_tensor(inputs[name]["index"], np.ascontiguousarray(value, dtype=np.int32))
         interp.invoke()
-        result = interp.get_tensor(out["index"])
-        return (result.astype(np.float32) - zero) * scale if scale else result.astype(np.float32)
+        result = {}
+        for name, d in fetch.items():
+            value, (scale, zero) = interp.get_tensor(d["index"]), d["quantization"]  # (0.0, 0): a float output
+            result[name] = (value.astype(np.float32) - zero) * scale if scale else value.astype(np.float32)
+        return result
 
-    return Runner(call, runtime + (f" + {delegate}" if delegate else ""), static)
+    return Runner(call, runtime + (f" + {delegate}" if delegate else ""), static, _per_token(outputs))
 
 
-def _load_onnx(path: Path, threads: int) -> Runner:
+def _load_onnx(path: Path, threads: int, outputs: list) -> Runner:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -655,9 +846,14 @@ def _load_onnx(path: Path, threads: int) -> Runner:
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     shape = session.get_inputs()[0].shape
     static = tuple(shape) if all(isinstance(d, int) for d in shape) else None
-    output = session.get_outputs()[0].name
-    return Runner(lambda feed: np.asarray(session.run([output], feed)[0], dtype=np.float32),
-                  f"onnxruntime {ort.__version__}", static)
+    found = [o.name for o in session.get_outputs()]
+    keys = output_keys({n: n for n in found}, len(found), outputs, path)
+
+    def call(feed: dict) -> dict:
+        values = session.run(list(keys.values()), feed)
+        return {name: np.asarray(v, dtype=np.float32) for name, v in zip(keys, values)}
+
+    return Runner(call, f"onnxruntime {ort.__version__}", static, _per_token(outputs))
 
 
 SOURCE_LOCATION = re.compile(r"(Exception from|Check '.*' failed at) \S+:\d+:")  # OpenVINO's message lines
@@ -691,7 +887,7 @@ def read_openvino(core, path: Path):
         raise RuntimeError(error_line(err)) from None
 
 
-def _load_openvino(path: Path, threads: int, device: str) -> Runner:
+def _load_openvino(path: Path, threads: int, device: str, outputs: list) -> Runner:
     import openvino as ov
 
     core = ov.Core()
@@ -702,11 +898,19 @@ def _load_openvino(path: Path, threads: int, device: str) -> Runner:
     config = {"PERFORMANCE_HINT": "LATENCY"}
     if device == "CPU":
         config.update(INFERENCE_NUM_THREADS=threads, INFERENCE_PRECISION_HINT="f32")
-    request = core.compile_model(model, device, config).create_infer_request()
+    compiled = core.compile_model(model, device, config)
+    request = compiled.create_infer_request()
+    ports = compiled.outputs
+    found = {name: i for i, port in enumerate(ports) for name in (port.get_names() or {f"output {i}"})}
+    keys = output_keys(found, len(ports), outputs, path)
     shape = model.inputs[0].get_partial_shape()
     static = tuple(shape.to_shape()) if shape.is_static else None
-    return Runner(lambda feed: np.asarray(next(iter(request.infer(feed).values())), dtype=np.float32),
-                  f"openvino {ov.get_version().split('-')[0]} ({device})", static)
+
+    def call(feed: dict) -> dict:
+        result = request.infer(feed)
+        return {name: np.asarray(result[ports[i]], dtype=np.float32) for name, i in keys.items()}
+
+    return Runner(call, f"openvino {ov.get_version().split('-')[0]} ({device})", static, _per_token(outputs))
 
 
 RUNTIME_MODULES = {".tflite": ("ai_edge_litert.interpreter", "tflite_runtime.interpreter"), ".onnx": ("onnxruntime",),
@@ -728,23 +932,43 @@ def import_runtime(path: Path) -> str:
     raise BenchError(f"{path}: expected a .tflite, .onnx or .xml (OpenVINO IR) artifact")
 
 
-def load_artifact(path: Path, threads: int, delegate: str | None = None, openvino_device: str = "CPU") -> Runner:
+def load_artifact(path: Path, outputs: list, threads: int, delegate: str | None = None,
+                  openvino_device: str = "CPU") -> Runner:
+    """The artifact in its runtime, returning the manifest's ``outputs`` (its ``outputs`` rows) by name."""
     suffix = Path(path).suffix
     if suffix == ".tflite":
-        return _load_tflite(Path(path), threads, delegate)
+        return _load_tflite(Path(path), threads, delegate, outputs)
     if suffix == ".onnx":
-        return _load_onnx(Path(path), threads)
+        return _load_onnx(Path(path), threads, outputs)
     if suffix == ".xml":
-        return _load_openvino(Path(path), threads, openvino_device)
+        return _load_openvino(Path(path), threads, openvino_device, outputs)
     raise BenchError(f"{path}: expected a .tflite, .onnx or .xml (OpenVINO IR) artifact")
 
 
 # -- one measurement and its JSON ----------------------------------------------------------------
 
-def benchmark(load: Callable[[], object], samples: list, *, warmup: int = 10, min_runs: int = 50,
+def seen_outputs(result: dict, outputs: list, tokens: int) -> list:
+    """``[{"name", "shape"}]`` of one batch-1 call's ``result`` on ``tokens`` tokens, in the
+    manifest's order; ValueError when its names or shapes are not the manifest ``outputs``'."""
+    if not isinstance(result, dict) or set(result) != {o["name"] for o in outputs}:
+        got = ", ".join(sorted(result)) if isinstance(result, dict) else f"one unnamed {type(result).__name__}"
+        raise ValueError(f"the artifact returned {got}; {MANIFEST} lists {', '.join(o['name'] for o in outputs)}")
+    seen = []
+    for o in outputs:
+        expected = [1 if axis == BATCH else tokens if axis == SEQUENCE else axis for axis in o["shape"]]
+        shape = [int(d) for d in np.shape(result[o["name"]])]
+        if shape != expected:
+            raise ValueError(f"output {o['name']} has shape {shape}, expected {expected} ({MANIFEST}: {o['shape']} "
+                             f"for {tokens} tokens)")
+        seen.append({"name": o["name"], "shape": shape})
+    return seen
+
+
+def benchmark(load: Callable[[], object], samples: list, *, outputs: list, warmup: int = 10, min_runs: int = 50,
               min_seconds: float = 2.0, seq_len: int | None = None) -> tuple:
     """(runner, figures): load time (the runtime library already imported), first call, then
     ``measure`` cycling through ``samples``; peak RSS is the process's from the load on.
+    ``outputs``: the manifest's, which the first call must return (``seen_outputs``: recorded).
     ``seq_len``: the fixed length asked for, which an artifact of a shorter static shape would
     cut (ValueError, not figures for fewer tokens than stated)."""
     scoped = reset_peak_rss()
@@ -757,14 +981,22 @@ def benchmark(load: Callable[[], object], samples: list, *, warmup: int = 10, mi
         raise ValueError(f"--seq-len {seq_len} is longer than its static shape {list(static)}: the inputs would "
                          f"be cut to {static[1]} tokens (use --seq-len {static[1]} or less)")
     cycle = itertools.cycle(samples)
+    first = next(cycle)
     start = time.perf_counter_ns()
-    runner(next(cycle))
+    result = runner(first)
     first_ms = (time.perf_counter_ns() - start) / 1e6
+    tokens = next(iter(first.values())).shape[1]
+    seen = seen_outputs(result, outputs, tokens if static is None else min(tokens, static[1]))
     stats = measure(lambda: runner(next(cycle)), warmup=warmup, min_runs=min_runs, min_seconds=min_seconds)
     return runner, {"runtime": runner.runtime, "load_ms": round(load_ms, 3), "first_inference_ms": round(first_ms, 3),
                     "latency_ms": stats.to_json(), "throughput_per_s": round(1000.0 / stats.mean_ms, 2),
                     "peak_rss_mb": peak_rss_mb(), "peak_rss_scope": "since load" if scoped else "process",
-                    "rss_before_load_mb": before}
+                    "rss_before_load_mb": before, "outputs": seen}
+
+
+def show_outputs(seen: list) -> str:
+    """A result's ``outputs`` in one line, e.g. ``start_logits [1, 24], end_logits [1, 24]``."""
+    return ", ".join(f"{o['name']} {o['shape']}" for o in seen)
 
 
 def energy(p50_ms: float, watts: float | None, source: str | None) -> dict:
@@ -779,14 +1011,16 @@ def run_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in files if f.is_file())
 
 
-def result_document(entry: dict, path: Path, *, verified: bool, status: str, where: str, profile: str | None,
-                    threads: int, accelerator: str | None, measured: dict | None = None, inputs: dict | None = None,
-                    power: tuple = (None, None), error: str | None = None) -> dict:
-    """One artifact's result (``SCHEMA``); ``entry`` is its manifest row, ``path`` the file run.
+def result_document(entry: dict, path: Path, *, task: str, verified: bool, status: str, where: str,
+                    profile: str | None, threads: int, accelerator: str | None, measured: dict | None = None,
+                    inputs: dict | None = None, power: tuple = (None, None), error: str | None = None) -> dict:
+    """One artifact's result (``SCHEMA``); ``entry`` is its manifest row, ``path`` the file run,
+    ``task`` the manifest's.
 
     ``bytes`` is that file's size now; ``export_metrics`` are the export's evaluation figures
-    (not measured here), kept only when ``verified`` says the files are the ones evaluated."""
-    doc = {"edgekit_bench": SCHEMA_VERSION, "status": status, "error": error, "artifact": entry["path"],
+    (not measured here), kept only when ``verified`` says the files are the ones evaluated;
+    ``outputs`` (measured) are the names and shapes the first call returned."""
+    doc = {"edgekit_bench": SCHEMA_VERSION, "status": status, "error": error, "task": task, "artifact": entry["path"],
            "format": entry["format"], "precision": entry["precision"], "shapes": entry.get("shapes", "dynamic"),
            "bytes": run_bytes(path), "verified": verified,
            "export_metrics": (entry.get("metrics") or {}) if verified else {}, "where": where,
@@ -800,20 +1034,23 @@ def result_document(entry: dict, path: Path, *, verified: bool, status: str, whe
 
 OPT_STR, NUM, OPT_NUM = (str, type(None)), (int, float), (int, float, type(None))
 SCHEMA = {
-    "edgekit_bench": int, "status": ("ok", "failed", "skipped"), "error": OPT_STR, "artifact": str, "format": str,
-    "precision": str, "shapes": ("dynamic", "static"), "bytes": int, "verified": bool, "export_metrics": dict,
+    "edgekit_bench": int, "status": ("ok", "failed", "skipped"), "error": OPT_STR, "task": TASKS, "artifact": str,
+    "format": str, "precision": str, "shapes": ("dynamic", "static"), "bytes": int, "verified": bool,
+    "export_metrics": dict,
     "where": ("host", "device"),
     "profile": OPT_STR, "threads": int, "accelerator": OPT_STR, "started_utc": str,
     "facts": {"cpu": str, "cores": int, "os": str, "python": str, "machine": str, "runtimes": dict},
 }
 MEASURED_SCHEMA = {
     "runtime": str, "load_ms": NUM, "first_inference_ms": NUM, "throughput_per_s": NUM, "peak_rss_mb": OPT_NUM,
-    "peak_rss_scope": ("since load", "process"), "rss_before_load_mb": OPT_NUM,
+    "peak_rss_scope": ("since load", "process"), "rss_before_load_mb": OPT_NUM, "outputs": list,
     "latency_ms": {"runs": int, "p50_ms": NUM, "p90_ms": NUM, "p99_ms": NUM, "mean_ms": NUM, "min_ms": NUM},
     "inputs": {"mode": ("fixed", "natural"), "seq_len": (int, type(None)), "samples": int, "batch": int,
-               "tokens_mean": NUM, "tokens_min": int, "tokens_max": int, "tokenizer": OPT_STR, "source": str},
+               "tokens_mean": NUM, "tokens_min": int, "tokens_max": int, "tokenizer": OPT_STR, "pairs": bool,
+               "source": str},
     "energy": {"mj_per_inference": OPT_NUM, "watts": OPT_NUM, "source": str, "estimate": bool},
 }
+OUTPUT_SCHEMA = {"name": str, "shape": list}  # each of a measured result's ``outputs``
 
 
 def schema_problems(value, rule, where: str) -> list:
@@ -854,11 +1091,25 @@ def validate(doc: dict) -> list:
 def validate_result(doc: dict, where: str = "$") -> list:
     problems = schema_problems(doc, SCHEMA, where)
     if not problems and doc["status"] == "ok":
-        problems = schema_problems(doc, MEASURED_SCHEMA, where)
+        problems = schema_problems(doc, MEASURED_SCHEMA, where) or _seen_problems(doc["outputs"], f"{where}.outputs")
         stats = doc["latency_ms"]
         if not problems and not 0 < stats["min_ms"] <= stats["p50_ms"] <= stats["p90_ms"] <= stats["p99_ms"]:
             problems.append(f"{where}.latency_ms: expected 0 < min <= p50 <= p90 <= p99")
     return problems
+
+
+def _seen_problems(outputs: list, where: str) -> list:
+    """A result's ``outputs``: at least one, each a name and a shape of sizes."""
+    if not outputs:
+        return [f"{where}: expected at least one output"]
+    problems = [p for i, o in enumerate(outputs) for p in schema_problems(o, OUTPUT_SCHEMA, f"{where}[{i}]")]
+    return problems or [f"{where}[{i}].shape: expected axis sizes >= 0, got {o['shape']}"
+                        for i, o in enumerate(outputs) if not _sizes(o["shape"], 0)]
+
+
+def _sizes(values: list, low: int) -> bool:
+    """Every value is an integer >= ``low`` (not a bool)."""
+    return all(isinstance(n, int) and not isinstance(n, bool) and n >= low for n in values)
 
 
 def is_result(path: Path) -> bool:
@@ -956,15 +1207,17 @@ def run(args) -> dict:
     accelerator = args.delegate if args.delegate else (args.openvino_device if args.openvino_device != "CPU" else None)
     results = []
     for entry, path in runs:
-        common = dict(verified=args.verify, where="device", profile=args.profile, threads=args.threads,
-                      accelerator=accelerator)
+        common = dict(task=manifest["task"], verified=args.verify, where="device", profile=args.profile,
+                      threads=args.threads, accelerator=accelerator)
         if entry["status"] != "ok":
             results.append(result_document(entry, path, status="skipped", error="export failed", **common))
             continue
         try:
             import_runtime(path)
-            _, measured = benchmark(lambda: load_artifact(path, args.threads, args.delegate, args.openvino_device),
-                                    samples, min_runs=args.min_runs, min_seconds=args.min_seconds,
+            outputs = manifest["outputs"]
+            _, measured = benchmark(lambda: load_artifact(path, outputs, args.threads, args.delegate,
+                                                          args.openvino_device),
+                                    samples, outputs=outputs, min_runs=args.min_runs, min_seconds=args.min_seconds,
                                     seq_len=inputs["seq_len"])
         except ImportError as err:
             results.append(result_document(entry, path, status="skipped", error=f"runtime not installed: {err}",
@@ -982,7 +1235,7 @@ def run(args) -> dict:
         r = results[-1]
         print(f"{entry['path']}: p50 {r['latency_ms']['p50_ms']:.2f} ms  p99 {r['latency_ms']['p99_ms']:.2f} ms  "
               f"{r['throughput_per_s']:.1f}/s  load {r['load_ms']:.0f} ms  RSS {r['peak_rss_mb']} MB  ({r['runtime']}; "
-              f"{inputs['tokens_mean']} tokens: {inputs['source']})")
+              f"{inputs['tokens_mean']} tokens: {inputs['source']}; outputs {show_outputs(r['outputs'])})")
     if not target.is_dir():
         return results[0]
     return {"edgekit_bench_folder": SCHEMA_VERSION, "folder": str(folder), "results": results}
@@ -997,7 +1250,8 @@ def main(argv=None) -> int:
                         help=f"runtime threads, 1..{cores} [default: {cores}]")
     parser.add_argument("--delegate", help="LiteRT delegate: 'edgetpu' (libedgetpu) or a library path")
     parser.add_argument("--openvino-device", default="CPU", help="OpenVINO device, e.g. NPU")
-    parser.add_argument("--texts", type=Path, help=f"texts for natural length [default: the export's, or {TEXTS_FILE}]")
+    parser.add_argument("--texts", type=Path, help="texts, one per line or a .tsv; question<TAB>context lines for "
+                        f"question answering [default: the export's evaluation file, or {TEXTS_FILE}]")
     parser.add_argument("--profile", help="the device profile's name, recorded in the JSON (e.g. rpi4)")
     parser.add_argument("--watts", type=_ranged(float, 1e-3, 1000, "0.001..1000 W"),
                         help="nominal active power for the energy estimate")

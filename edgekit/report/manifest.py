@@ -1,10 +1,12 @@
 """The ``edgekit.json`` manifest: what was exported, from what, and how each artifact measured.
 
-Apps and the on-device benchmark read it for the input spec, labels and file names; ``edgekit
+Apps and the on-device benchmark read it for the input spec, the task's named ``outputs``
+(name, dtype, shape with ``batch`` / ``sequence`` axes), labels and file names; ``edgekit
 bench`` updates ``latency_ms``. The evaluation gate's verdict is stored per artifact. Version 2
 (``edgekit_manifest``) holds ``digests``: size and sha256 of every file that a reader loads (each
 artifact's files, the tokenizer files, labels.txt), which bench and check verify before loading;
-the reader, shared with the on-device script, refuses other versions.
+version 3 replaced the single ``output`` with the ``outputs`` list. The reader, shared with the
+on-device script, refuses other versions.
 """
 
 from __future__ import annotations
@@ -74,20 +76,21 @@ def verify(folder: Path, manifest: dict, names) -> None:
 
 
 def gate(artifact: dict, reference: dict, evaluation: EvaluationSection) -> list[str]:
-    """Reasons ``artifact`` fails the recipe's evaluation gate ([] = passes)."""
+    """Reasons ``artifact`` fails the recipe's evaluation gate ([] = passes): ``min_<metric>``
+    (``min_cosine``: ``cosine_mean``) and ``max_<metric>_drop`` against the fp32 ``reference``.
+    A gated metric that was not measured fails too (the recipe's task checks the keys)."""
     if artifact["status"] != "ok":
         return ["export failed"]
     m, reasons = artifact["metrics"], []
-    if "accuracy" in m and evaluation.min_accuracy is not None and m["accuracy"] < evaluation.min_accuracy:
-        reasons.append(f"accuracy {m['accuracy']:.4f} < min_accuracy {evaluation.min_accuracy}")
-    if "accuracy" in m and evaluation.max_accuracy_drop is not None:
-        drop = reference["accuracy"] - m["accuracy"]
-        if drop > evaluation.max_accuracy_drop + 1e-12:
-            reasons.append(f"accuracy drop {drop:.4f} > max_accuracy_drop {evaluation.max_accuracy_drop}")
-    if "agreement" in m and evaluation.min_agreement is not None and m["agreement"] < evaluation.min_agreement:
-        reasons.append(f"agreement {m['agreement']:.4f} < min_agreement {evaluation.min_agreement}")
-    if "cosine_mean" in m and evaluation.min_cosine is not None and m["cosine_mean"] < evaluation.min_cosine:
-        reasons.append(f"cosine_mean {m['cosine_mean']:.4f} < min_cosine {evaluation.min_cosine}")
+    for key, threshold in evaluation.gates.items():
+        drop = key.endswith("_drop")
+        metric = "cosine_mean" if key == "min_cosine" else key[4:].removesuffix("_drop")
+        if metric not in m or (drop and metric not in reference):
+            reasons.append(f"{metric} not measured (for {key})")
+        elif drop and reference[metric] - m[metric] > threshold + 1e-12:
+            reasons.append(f"{metric} drop {reference[metric] - m[metric]:.4f} > {key} {threshold}")
+        elif not drop and m[metric] < threshold:
+            reasons.append(f"{metric} {m[metric]:.4f} < {key} {threshold}")
     return reasons
 
 
@@ -110,8 +113,7 @@ def build_manifest(exporter, artifacts: list, facts: dict, folder: Path) -> dict
         "task": config.task,
         "labels": list(config.id2label),
         "inputs": [{"name": n, "dtype": "int32", "shape": ["batch", "sequence"]} for n in exporter.names],
-        "output": {"name": "logits" if exporter.classify else "embedding",
-                   "dtype": "float32", "shape": ["batch", config.num_labels or config.hidden_size]},
+        "outputs": [o.to_json() for o in exporter.outputs],
         "max_length": exporter.max_length,
         "evaluation": {"split": recipe.evaluation.split, "examples": len(exporter.evaluation),
                        "fp32_tensorflow": reference, "gate": recipe.evaluation.gate.value},

@@ -1,20 +1,24 @@
 """Distil a teacher into a smaller BERT-class student.
 
-Loss per example (classification):
-``alpha·T²·KL(p_teacher(T) ‖ p_student(T)) + (1−alpha)·CE(label) + w_h·MSE(hidden) + w_a·KL(attention)``.
-Feature extraction: ``MSE(student pooled, teacher pooled)`` (+ the same layer terms).
-The teacher's logits / pooled vectors and the hidden states of the mapped layers are computed
-once (``TeacherCache``); attention maps ([heads, S, S] per example) are too large to keep and
-are recomputed by the teacher in the step when their weight is non-zero.
+Loss per example, for a task with labels:
+``alpha·soft + (1−alpha)·hard + w_h·MSE(hidden) + w_a·KL(attention)``, where ``soft`` is the
+task's loss toward the teacher's outputs (``TaskSpec.soft_loss``: T²·KL per sentence, per token,
+per start/end position) and ``hard`` its supervised loss on the labels. Feature extraction:
+``soft`` alone (MSE to the teacher's sentence vectors) plus the same layer terms.
+The teacher's outputs and the hidden states of the mapped layers are computed once
+(``TeacherCache``); attention maps ([heads, S, S] per example) are too large to keep and are
+recomputed by the teacher in the step when their weight is non-zero.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from edgekit import tasks
 from edgekit._tf import tf_modules
 from edgekit.config import DistillSection
 from edgekit.models.checkpoint import assign_weights, collect_weights
@@ -66,75 +70,89 @@ def build_student(teacher: Pretrained, section: DistillSection) -> Pretrained:
 
 @dataclasses.dataclass
 class TeacherCache:
-    """Teacher outputs for every training row: ``targets`` [N, C or H] and, when layers are
-    mapped, hidden states as concatenated real tokens ``hidden`` [T, k, H] (float16) with
-    ``offsets`` [N + 1] into it."""
+    """Teacher outputs for every training row: ``targets`` {output name: [N, ...]} (per-token
+    outputs padded to the longest row) and, when layers are mapped, hidden states as concatenated
+    real tokens ``hidden`` [T, k, H] (float16) with ``offsets`` [N + 1] into it."""
 
-    targets: np.ndarray
+    targets: dict[str, np.ndarray]
+    per_token: tuple[str, ...] = ()  # targets that are [N, S, ...]: cut or padded to each batch's S
     hidden: np.ndarray | None = None
     offsets: np.ndarray | None = None
 
     @classmethod
-    def compute(cls, teacher_model, data: TokenizedDataset, target_key: str, layers: tuple[int, ...] | None,
+    def compute(cls, teacher: Pretrained, data: TokenizedDataset, layers: tuple[int, ...] | None,
                 batch_size: int = 128) -> "TeacherCache":
-        call = tf.function(lambda x: teacher_model(x, training=False), reduce_retracing=True)
-        targets = [None] * len(data)
-        hidden = [None] * len(data) if layers else None
-        for batch in data.in_order(batch_size):
-            out = call({k: tf.constant(v) for k, v in batch.inputs.items()})
-            t = out[target_key].numpy()
-            states = np.stack([out["hidden_states"][j + 1].numpy() for j in layers], axis=2) if layers else None
-            for r, row in enumerate(batch.rows):
-                targets[row] = t[r]
-                if layers:
-                    hidden[row] = states[r, :data.lengths[row]].astype(np.float16)
-        cache = cls(np.stack(targets).astype(np.float32))
+        from edgekit.train.infer import model_outputs
+
+        outputs = tasks.for_config(teacher.config).outputs(teacher.config)
+        targets = model_outputs(teacher.model, data, outputs, batch_size=batch_size)
+        cache = cls({name: value.astype(np.float32) for name, value in targets.items()},
+                    tuple(o.name for o in outputs if o.per_token))
         if layers:
+            call = tf.function(lambda x: teacher.model(x, training=False), reduce_retracing=True)
+            hidden = [None] * len(data)
+            for batch in data.in_order(batch_size):
+                out = call({k: tf.constant(v) for k, v in batch.inputs.items()})
+                states = np.stack([out["hidden_states"][j + 1].numpy() for j in layers], axis=2)
+                for r, row in enumerate(batch.rows):
+                    hidden[row] = states[r, :data.lengths[row]].astype(np.float16)
             cache.hidden = np.concatenate(hidden)
             cache.offsets = np.concatenate([[0], np.cumsum(data.lengths)])
         return cache
 
     def save(self, folder: Path) -> None:
         """Each file renamed into place, the targets last: their presence means a whole cache."""
-        for name, array in (("teacher_hidden", self.hidden), ("teacher_offsets", self.offsets),
-                            ("teacher_targets", self.targets)):
+        for name, array in (("teacher_hidden", self.hidden), ("teacher_offsets", self.offsets)):
             if array is not None:
                 tmp = folder / f".{name}.tmp.npy"
                 np.save(tmp, array)
                 tmp.replace(folder / f"{name}.npy")
+        tmp = folder / ".teacher_targets.tmp.npz"
+        np.savez(tmp, **self.targets)
+        tmp.replace(folder / "teacher_targets.npz")
 
     @classmethod
-    def in_folder(cls, folder: Path, teacher_model, data: TokenizedDataset, target_key: str,
+    def in_folder(cls, folder: Path, teacher: Pretrained, data: TokenizedDataset,
                   layers: tuple[int, ...] | None) -> "TeacherCache":
         """The cache saved in ``folder`` (a resumed stage), else computed now and saved there."""
         folder.mkdir(parents=True, exist_ok=True)
-        cache = cls.load(folder, data, layers)
+        outputs = tasks.for_config(teacher.config).outputs(teacher.config)
+        cache = cls.load(folder, data, outputs, layers)
         if cache is None:
-            cache = cls.compute(teacher_model, data, target_key, layers)
+            cache = cls.compute(teacher, data, layers)
             cache.save(folder)
         return cache
 
     @classmethod
-    def load(cls, folder: Path, data: TokenizedDataset, layers: tuple[int, ...] | None) -> "TeacherCache | None":
-        """The cache in ``folder`` if it is whole for ``data`` and ``layers``; None (compute it again)
-        when it is missing, cut short by a killed run or edited: the stage would train on it."""
+    def load(cls, folder: Path, data: TokenizedDataset, outputs, layers: tuple[int, ...] | None
+             ) -> "TeacherCache | None":
+        """The cache in ``folder`` if it is whole for ``data``, the task's ``outputs`` and ``layers``;
+        None (compute it again) when it is missing, cut short by a killed run or edited: the stage
+        would train on it."""
         try:
-            cache = cls(np.load(folder / "teacher_targets.npy"))
+            with np.load(folder / "teacher_targets.npz") as saved:
+                cache = cls({name: saved[name] for name in saved.files}, tuple(o.name for o in outputs if o.per_token))
             if layers:
                 cache.hidden = np.load(folder / "teacher_hidden.npy", mmap_mode="r")
                 cache.offsets = np.load(folder / "teacher_offsets.npy")
-        except (OSError, ValueError, EOFError):  # missing, truncated, not a .npy file
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):  # missing, truncated, not .npy/.npz
             return None
-        whole = cache.targets.ndim == 2 and len(cache.targets) == len(data) and (not layers or (
-            cache.hidden.ndim == 3 and cache.hidden.shape[1] == len(layers)
-            and np.array_equal(cache.offsets, np.concatenate([[0], np.cumsum(data.lengths)]))
-            and len(cache.hidden) == cache.offsets[-1]))
+        whole = sorted(cache.targets) == sorted(o.name for o in outputs) and all(
+            len(t) == len(data) for t in cache.targets.values()) and (not layers or (
+                cache.hidden.ndim == 3 and cache.hidden.shape[1] == len(layers)
+                and np.array_equal(cache.offsets, np.concatenate([[0], np.cumsum(data.lengths)]))
+                and len(cache.hidden) == cache.offsets[-1]))
         return cache if whole else None
 
     def extras(self, batch: Batch) -> dict[str, np.ndarray]:
-        out = {"teacher_targets": self.targets[batch.rows]}
+        b, s = batch.inputs["input_ids"].shape
+        out = {}
+        for name, values in self.targets.items():
+            value = values[batch.rows]
+            if name in self.per_token:
+                value = np.pad(value[:, :s], [(0, 0), (0, max(0, s - value.shape[1]))] + [(0, 0)] * (value.ndim - 2))
+            out[f"teacher_{name}"] = value
         if self.hidden is not None:
-            b, s = batch.inputs["input_ids"].shape
             padded = np.zeros((b, s) + self.hidden.shape[1:], np.float32)
             for r, row in enumerate(batch.rows):
                 start, end = self.offsets[row], self.offsets[row + 1]
@@ -143,30 +161,22 @@ class TeacherCache:
         return out
 
 
-def distillation_loss(student, section: DistillSection, *, classify: bool, projection=None, teacher_model=None):
+def distillation_loss(student: Pretrained, section: DistillSection, *, projection=None, teacher_model=None):
     """The per-example loss above; ``projection`` maps a narrower student width to the teacher's."""
-    names = tuple(student.input_names)
+    model, task = student.model, tasks.for_config(student.config)
+    names = tuple(model.input_names)
     temperature, alpha = section.temperature, section.alpha
 
     def loss_fn(features, training):
         inputs = {n: features[n] for n in names}
-        out = student(inputs, training=training)
-        target = features["teacher_targets"]
+        out = model(inputs, training=training)
         mask = tf.cast(features["attention_mask"], tf.float32)
-        if classify:
-            logits = out["logits"]
-            p_teacher = tf.nn.softmax(target / temperature)
-            log_student = tf.nn.log_softmax(logits / temperature)
-            soft = tf.reduce_sum(p_teacher * (tf.math.log(p_teacher + 1e-9) - log_student), -1) * temperature ** 2
-            loss = alpha * soft
-            if "labels" in features and alpha < 1.0:
-                hard = keras.losses.sparse_categorical_crossentropy(features["labels"], logits, from_logits=True)
-                loss += (1.0 - alpha) * hard
-            score = tf.cast(tf.equal(tf.argmax(logits, -1), tf.argmax(target, -1)), tf.float32)
-        else:
-            pooled = out["pooled"]
-            loss = tf.reduce_mean(tf.square(pooled - target), -1) * 100.0  # sentence-transformers' scale
-            score = -keras.losses.cosine_similarity(pooled, target)
+        loss = task.soft_loss(out, features, temperature)
+        if task.needs_labels:
+            loss *= alpha
+            if alpha < 1.0 and any(k in features for k in ("labels", "token_labels", "start_positions")):
+                loss += (1.0 - alpha) * task.loss(out, features)[0]
+        score = task.agreement(out, features)
         if section.hidden_loss_weight and "teacher_hidden" in features:
             states = tf.stack(out["hidden_states"][1:], axis=2)  # [B, S, k, H_student]
             if projection is not None:
@@ -193,7 +203,7 @@ def _attention_kl(teacher_model, student_out, inputs, mask, section):
 
 
 def distill(teacher: Pretrained, student: Pretrained, data: TokenizedDataset, cache: TeacherCache,
-            section: DistillSection, *, classify: bool, seed: int, strategy, work_dir: Path | None = None,
+            section: DistillSection, *, seed: int, strategy, work_dir: Path | None = None,
             show_progress: bool = True, teacher_attention_model=None, description: str = "distill") -> FitResult:
     """Train ``student`` (built in ``strategy.scope()``, with hidden states if mapped) in place."""
     trackables, projection = {}, None
@@ -202,7 +212,7 @@ def distill(teacher: Pretrained, student: Pretrained, data: TokenizedDataset, ca
             projection = keras.layers.Dense(teacher.config.hidden_size, use_bias=False, name="hidden_projection")
             projection.build((None, None, None, student.config.hidden_size))
         trackables["projection"] = projection
-    loss_fn = distillation_loss(student.model, section, classify=classify, projection=projection,
+    loss_fn = distillation_loss(student, section, projection=projection,
                                 teacher_model=teacher_attention_model)
     return fit(model=student.model, loss_fn=loss_fn, data=data, schedule=section, seed=seed, strategy=strategy,
                description=description, extras=cache.extras, trackables=trackables, work_dir=work_dir,

@@ -5,25 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 from edgekit._tf import tf_modules
-from edgekit.train.batching import TokenizedDataset
+from edgekit.train.batching import TokenizedDataset, collect
 
 tf, _ = tf_modules()
 
 
-def model_outputs(model, data: TokenizedDataset, keys: tuple[str, ...] = ("logits",),
-                  batch_size: int = 128) -> dict[str, np.ndarray]:
-    """``{key: [N, ...]}`` for per-example outputs (``logits`` [N, C], ``pooled`` [N, H])."""
-    call = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
-    rows = []
-    for batch in data.in_order(batch_size):
-        out = call({k: tf.constant(v) for k, v in batch.inputs.items()})
-        for k in keys:
-            parts[k].append(out[k].numpy())
-        rows.append(batch.rows)
-    order = np.argsort(np.concatenate(rows), kind="stable")
-    return {k: np.concatenate(v)[order] for k, v in parts.items()}
+def model_outputs(model, data: TokenizedDataset, outputs, batch_size: int = 128) -> dict[str, np.ndarray]:
+    """The tf-keras ``model``'s ``outputs`` over ``data`` (``collect``)."""
+    fn = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
 
+    def call(inputs):
+        return {k: v.numpy() for k, v in fn({k: tf.constant(v) for k, v in inputs.items()}).items()
+                if k in {o.name for o in outputs}}
 
-def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
-    return float((logits.argmax(-1) == labels).mean())
+    return collect(call, data, outputs, batch_size)

@@ -42,9 +42,7 @@ class FitResult:
 
 
 def _features(batch: Batch, extras: ExtrasFn | None) -> dict[str, np.ndarray]:
-    features = dict(batch.inputs)
-    if batch.labels is not None:
-        features["labels"] = batch.labels
+    features = {**batch.inputs, **batch.targets}
     if extras is not None:
         features.update(extras(batch))
     return features

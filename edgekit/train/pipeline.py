@@ -11,10 +11,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
+from edgekit import tasks
 from edgekit.config import Recipe, Task
-from edgekit.data import TextDataset, load_splits, load_unlabeled
+from edgekit.data import TextDataset, load_unlabeled
 from edgekit.errors import ConfigError
 from edgekit.models.registry import resolve_model
 from edgekit.train.cache import StageSlot, default_root, digest, folder_digest
@@ -39,9 +38,9 @@ class TrainingRun:
         self.recipe = recipe
         self.root = Path(cache_root) if cache_root else default_root()
         self.show_progress = show_progress
-        self.classify = recipe.task is Task.TEXT_CLASSIFICATION
-        self.splits: dict[str, TextDataset] = load_splits(recipe.data) if recipe.data is not None else {}
-        if self.classify and self.splits and not self.splits[next(iter(self.splits))].label_names:
+        self.task = tasks.get(recipe.task)
+        self.splits: dict = self.task.read_splits(recipe.data) if recipe.data is not None else {}
+        if self.task.task is Task.TEXT_CLASSIFICATION and self.splits and not self.labels:
             raise ConfigError("data.label_column: a text-classification recipe needs labelled data")
         self.inputs: dict[str, Path] = {}  # stage name -> the checkpoint folder it read
         self.strategy = make_strategy(recipe.distribute, recipe.distribute_timeout)
@@ -51,7 +50,12 @@ class TrainingRun:
 
     @property
     def labels(self) -> tuple[str, ...]:
-        return next(iter(self.splits.values())).label_names
+        return self.task.label_names(next(iter(self.splits.values())))
+
+    def features(self, dataset, pretrained):
+        """``dataset`` as ``pretrained``'s inputs (the task's ``TokenizedDataset``)."""
+        return self.task.features(dataset, pretrained.tokenizer, self.recipe.model.max_length,
+                                  tuple(pretrained.model.input_names))
 
     def slot(self, stage: str, source_key: str, section, *extra) -> StageSlot:
         data = {name: split.fingerprint() for name, split in self.splits.items()}
@@ -59,44 +63,29 @@ class TrainingRun:
                      self.recipe.model.pooling, self.recipe.distribute, *extra)
         return StageSlot(stage, key, self.root)
 
-    def evaluate(self, pretrained, reference: dict[str, np.ndarray] | None = None) -> dict:
-        """Accuracy on every labelled split (classifiers) or cosine to ``reference`` vectors."""
-        from edgekit.train.batching import TokenizedDataset
-        from edgekit.train.infer import accuracy, model_outputs
-
+    def evaluate(self, pretrained, reference: dict[str, dict] | None = None) -> dict:
+        """The task's metrics on every evaluation split, ``<split>_<metric>`` (agreement with the
+        ``reference`` outputs, per split, when given), with the model's size."""
         metrics = {"params": int(pretrained.model.count_params()), "layers": pretrained.config.num_layers,
                    "hidden_size": pretrained.config.hidden_size}
-        for name in ("validation", "test"):
-            split = self.splits.get(name)
-            if split is None:
-                continue
-            data = TokenizedDataset(split, pretrained.tokenizer, self.recipe.model.max_length,
-                                    tuple(pretrained.model.input_names))
-            key = "logits" if self.classify else "pooled"
-            out = model_outputs(pretrained.model, data, (key,))[key]
-            if self.classify and split.labels is not None:
-                metrics[f"{name}_accuracy"] = accuracy(out, split.labels)
-            if reference is not None and name in reference:
-                ref = reference[name]
-                if self.classify:
-                    metrics[f"{name}_agreement"] = float((out.argmax(-1) == ref.argmax(-1)).mean())
-                else:
-                    cos = (out * ref).sum(-1) / (np.linalg.norm(out, axis=-1) * np.linalg.norm(ref, axis=-1))
-                    metrics[f"{name}_cosine"] = float(cos.mean())
+        for name, (split, data, out) in self._outputs(pretrained).items():
+            scores = self.task.score(split, data, out, None if reference is None else reference.get(name))
+            metrics.update({f"{name}_{k}": v for k, v in scores.items()})
         return metrics
 
-    def outputs(self, pretrained) -> dict[str, np.ndarray]:
-        """Per-split logits (or pooled vectors), the reference a student is compared with."""
-        from edgekit.train.batching import TokenizedDataset
+    def outputs(self, pretrained) -> dict[str, dict]:
+        """Per evaluation split, the model's outputs: the reference a student is compared with."""
+        return {name: out for name, (_, _, out) in self._outputs(pretrained).items()}
+
+    def _outputs(self, pretrained) -> dict[str, tuple]:
         from edgekit.train.infer import model_outputs
 
-        key = "logits" if self.classify else "pooled"
+        outputs = self.task.outputs(pretrained.config)
         result = {}
         for name in ("validation", "test"):
             if name in self.splits:
-                data = TokenizedDataset(self.splits[name], pretrained.tokenizer, self.recipe.model.max_length,
-                                        tuple(pretrained.model.input_names))
-                result[name] = model_outputs(pretrained.model, data, (key,))[key]
+                data = self.features(self.splits[name], pretrained)
+                result[name] = (self.splits[name], data, model_outputs(pretrained.model, data, outputs))
         return result
 
     def recovery_teacher(self) -> Path | None:

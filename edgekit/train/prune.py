@@ -9,7 +9,7 @@ neuron that gradient is ``Σ_tokens activation × ∂L/∂activation``. The mask
 inputs of an instrumented copy of the encoder (``build_encoder(importance_masks=True)``), so
 one backward pass gives every example's gradient. Dropout is off (``training=False``).
 
-The loss L: cross-entropy of the classifier logits against ``labels``. Without labels, a
+The loss L: the task's supervised loss on the batch's targets. Without them, a sentence
 classifier is scored against its own argmax predictions (self-consistency: which units the
 current predictions depend on); an encoder without a classifier is scored by ``½‖pooled‖²``
 taken before L2 normalisation (a normalised vector's norm is constant and would give zero
@@ -27,17 +27,30 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from edgekit import tasks
 from edgekit._tf import tf_modules
+from edgekit.config.enums import Task
 from edgekit.models.bert_config import BertConfig
 from edgekit.models.pretrained import Pretrained
 from edgekit.models.weight_layout import weight_slots
 
-# (inputs: dict of int32 [B, S] arrays, labels: int32 [B] or None)
-Batch = tuple[dict[str, np.ndarray], "np.ndarray | None"]
+# (inputs: dict of int32 [B, S] arrays, targets: the task's {name: array} (labels [B] alone may be
+# given as the array), or None)
+Batch = tuple[dict[str, np.ndarray], "dict | np.ndarray | None"]
 
 _MASK_INPUTS = ("head_mask", "ffn_mask")
-# Dense layers that magnitude pruning leaves dense: the classifier head is tiny and sensitive.
-UNPRUNED_DENSE = ("classifier",)
+# Dense layers that magnitude pruning leaves dense: the task heads are tiny and sensitive.
+UNPRUNED_DENSE = ("classifier", "qa_outputs")
+
+
+def _targets(targets) -> dict:
+    """A batch's targets as the task's {name: tensor} ({} for none)."""
+    tf, _ = tf_modules()
+    if targets is None:
+        return {}
+    if not isinstance(targets, dict):
+        targets = {"labels": targets}
+    return {k: tf.constant(v, dtype=tf.int32) for k, v in targets.items()}
 
 
 # ---------------------------------------------------------------------------- importance
@@ -62,7 +75,7 @@ def _instrumented(model, config: BertConfig):
     from edgekit.models.encoder import build_encoder
 
     # Only the label-free encoder loss needs the pooled vector before normalisation.
-    scored = config.replace(normalize=False) if config.normalize and not config.num_labels else config
+    scored = config.replace(normalize=False) if config.normalize and config.task == "feature-extraction" else config
     copy = build_encoder(scored, importance_masks=True)
     for slot in weight_slots(config):
         copy.get_layer(slot.layer).set_weights(model.get_layer(slot.layer).get_weights())
@@ -75,21 +88,22 @@ def _importances(model, config: BertConfig, batches: Iterable[Batch]) -> tuple[n
     scored = _instrumented(model, config)
     layers, heads, neurons = config.num_layers, config.num_heads, config.intermediate_size
 
-    def loss_of(outputs, labels):
-        if "logits" in outputs:
-            logits = outputs["logits"]
-            if labels is None:
-                labels = tf.argmax(logits, axis=-1, output_type=tf.int32)
-            per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-            return tf.reduce_sum(per_example)
-        if labels is not None:
-            raise ValueError("labels given for an encoder without a classifier head")
+    task = tasks.for_config(config)
+
+    def loss_of(outputs, feed, targets):
+        if targets:
+            return tf.reduce_sum(task.loss(outputs, {**feed, **targets})[0])
+        if task.task is Task.TEXT_CLASSIFICATION:  # self-consistency: its own predictions as labels
+            labels = tf.argmax(outputs["logits"], axis=-1, output_type=tf.int32)
+            return tf.reduce_sum(task.loss(outputs, {"labels": labels})[0])
+        if task.head(config) is not None:
+            raise ValueError(f"importance of a {task.name} model needs its targets")
         return 0.5 * tf.reduce_sum(tf.square(outputs["pooled"]))
 
     head_total = np.zeros((layers, heads), dtype=np.float64)
     ffn_total = np.zeros((layers, neurons), dtype=np.float64)
     count = 0
-    for inputs, labels in batches:
+    for inputs, targets in batches:
         feed = _feed(scored, inputs)
         size = feed["input_ids"].shape[0]
         head_mask = tf.ones((size, layers, heads))
@@ -98,7 +112,7 @@ def _importances(model, config: BertConfig, batches: Iterable[Batch]) -> tuple[n
             tape.watch([head_mask, ffn_mask])
             outputs = scored({**feed, "head_mask": head_mask, "ffn_mask": ffn_mask}, training=False)
             # A sum of per-example losses: row b of each mask gradient is example b's own gradient.
-            loss = loss_of(outputs, None if labels is None else tf.constant(labels, dtype=tf.int32))
+            loss = loss_of(outputs, feed, _targets(targets))
         head_grad, ffn_grad = tape.gradient(loss, [head_mask, ffn_mask])
         head_total += np.abs(head_grad.numpy()).sum(axis=0)
         ffn_total += np.abs(ffn_grad.numpy()).sum(axis=0)
@@ -253,7 +267,7 @@ def _batches_for(batches: Iterable[Batch], steps: int):
 
 def magnitude_prune(model, batches: Iterable[Batch], *, target_sparsity: float, steps: int,
                     learning_rate: float, loss_fn: Callable) -> Any:
-    """Unstructured magnitude pruning of every Dense kernel except the classifier head.
+    """Unstructured magnitude pruning of every Dense kernel except the task head.
 
     A copy of ``model`` (a tf-keras functional model; ``model`` itself is not changed) gets
     tfmot's ``prune_low_magnitude`` wrappers with ``pruning_schedule(target_sparsity,
@@ -266,8 +280,7 @@ def magnitude_prune(model, batches: Iterable[Batch], *, target_sparsity: float, 
 
     ``loss_fn`` follows ``edgekit.train.loop.LossFn``: ``loss_fn(model)`` returns
     ``fn(features, training)`` → per-example loss [B] (or a tuple whose first item it is),
-    where ``features`` are the batch inputs plus ``labels`` when the batch has them (e.g.
-    ``edgekit.train.finetune.classification_loss``).
+    where ``features`` are the batch inputs plus its targets (e.g. ``edgekit.train.finetune.task_loss``).
     """
     import tensorflow_model_optimization as tfmot
 
@@ -298,12 +311,10 @@ def magnitude_prune(model, batches: Iterable[Batch], *, target_sparsity: float, 
     callback = tfmot.sparsity.keras.UpdatePruningStep()
     callback.set_model(wrapped)
     callback.on_train_begin()
-    for step, (inputs, labels) in enumerate(_batches_for(batches, steps)):
+    for step, (inputs, targets) in enumerate(_batches_for(batches, steps)):
         callback.on_train_batch_begin(step)
         features = {name: tf.constant(value) for name, value in _feed(wrapped, inputs).items()}
-        if labels is not None:
-            features["labels"] = tf.constant(labels, dtype=tf.int32)
-        train_step(features)
+        train_step({**features, **_targets(targets)})
     # The optimizer's last steps move masked weights off zero; this re-applies the masks.
     callback.on_epoch_end(0)
     return tfmot.sparsity.keras.strip_pruning(wrapped)

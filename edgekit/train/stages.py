@@ -13,7 +13,6 @@ from pathlib import Path
 from edgekit.config import PruneMethod
 from edgekit.errors import ConfigError
 from edgekit.models.pretrained import load_pretrained
-from edgekit.train.batching import TokenizedDataset
 from edgekit.train.cache import StageSlot, read_record
 
 
@@ -29,14 +28,14 @@ def _fit_record(fit) -> dict:
 
 def finetune(run, source: Path, slot: StageSlot) -> dict:
     from edgekit.train.finetune import finetune as train
-    from edgekit.train.heads import load_classifier
+    from edgekit.train.heads import load_task_model
 
     recipe = run.recipe
-    if not run.classify:
-        raise ConfigError("finetune: expected task 'text-classification'")
+    if not run.task.needs_labels:
+        raise ConfigError(f"finetune: task {run.task.name!r} has no head to train (expected a labelled task)")
     with run.strategy.scope():
-        model = load_classifier(source, run.labels, pooling=recipe.model.pooling, seed=recipe.seed)
-    fit = train(model, run.splits["train"], recipe.finetune, max_length=recipe.model.max_length, seed=recipe.seed,
+        model = load_task_model(source, run.task.task, run.labels, pooling=recipe.model.pooling, seed=recipe.seed)
+    fit = train(model, run.features(run.splits["train"], model), recipe.finetune, seed=recipe.seed,
                 strategy=run.strategy, work_dir=slot.work, show_progress=run.show_progress)
     return {"stage": "finetune", "settings": dataclasses.asdict(recipe.finetune), **_fit_record(fit),
             "metrics": run.evaluate(model), "_pretrained": model}
@@ -49,20 +48,17 @@ def distill(run, source: Path, slot: StageSlot) -> dict:
     layers = section.student.layers_from_teacher
     teacher = load_pretrained(source, output_hidden_states=bool(section.hidden_loss_weight),
                               output_attentions=bool(section.attention_loss_weight))
-    if run.classify and not teacher.config.num_labels:
-        raise ConfigError("distill: a text-classification student needs a classifier teacher "
-                          "(add a finetune stage or use a fine-tuned model.source)")
-    text = run.training_text()
-    data = TokenizedDataset(text, teacher.tokenizer, recipe.model.max_length, tuple(teacher.model.input_names))
-    cache = TeacherCache.in_folder(slot.work, teacher.model, data, "logits" if run.classify else "pooled",
-                                   layers if section.hidden_loss_weight else None)
+    if teacher.config.task != run.task.name:
+        raise ConfigError(f"distill: a {run.task.name} student needs a {run.task.name} teacher, got a "
+                          f"{teacher.config.task} model (add a finetune stage or use a fine-tuned model.source)")
+    data = run.features(run.training_text(), teacher)
+    cache = TeacherCache.in_folder(slot.work, teacher, data, layers if section.hidden_loss_weight else None)
     reference = run.outputs(teacher)
     with run.strategy.scope():
         student = build_student(teacher, section)
         attention_teacher = teacher.model if section.attention_loss_weight else None
-    fit = train(teacher, student, data, cache, section, classify=run.classify, seed=recipe.seed,
-                strategy=run.strategy, work_dir=slot.work, show_progress=run.show_progress,
-                teacher_attention_model=attention_teacher)
+    fit = train(teacher, student, data, cache, section, seed=recipe.seed, strategy=run.strategy,
+                work_dir=slot.work, show_progress=run.show_progress, teacher_attention_model=attention_teacher)
     metrics = run.evaluate(student, reference)
     teacher_metrics = _previous_metrics(source) or run.evaluate(teacher)
     return {"stage": "distill", "settings": dataclasses.asdict(section), **_fit_record(fit),
@@ -71,18 +67,17 @@ def distill(run, source: Path, slot: StageSlot) -> dict:
 
 def prune(run, source: Path, slot: StageSlot) -> dict:
     from edgekit.train import prune as pruning
-    from edgekit.train.finetune import classification_loss, finetune as train
+    from edgekit.train.finetune import finetune as train, task_loss
 
     recipe, section = run.recipe, run.recipe.prune
-    if not run.classify or "train" not in run.splits:
-        raise ConfigError("prune: expected a text-classification recipe with a training split (for recovery)")
+    if not run.task.needs_labels or "train" not in run.splits:
+        raise ConfigError("prune: expected a labelled task with a training split (for recovery)")
     transfer = section.recovery_distill  # None unless structured (the recipe checks)
     model = load_pretrained(source, output_hidden_states=bool(transfer and transfer.hidden_loss_weight))
     reference = run.outputs(model)
     before = int(model.model.count_params())
-    data = TokenizedDataset(run.splits["train"], model.tokenizer, recipe.model.max_length,
-                            tuple(model.model.input_names))
-    sample = [(b.inputs, b.labels) for b in (data.batch(r) for r in data.epoch_order(32, recipe.seed, 0)[:32])]
+    data = run.features(run.splits["train"], model)
+    sample = [(b.inputs, b.targets) for b in (data.batch(r) for r in data.epoch_order(32, recipe.seed, 0)[:32])]
     if section.method is PruneMethod.STRUCTURED:
         unpruned = model
         with run.strategy.scope():
@@ -90,20 +85,20 @@ def prune(run, source: Path, slot: StageSlot) -> dict:
                                              ffn_sparsity=section.ffn_sparsity)
         before_recovery = run.evaluate(model, reference)
         if transfer is None:
-            fit = train(model, run.splits["train"], section.recovery, max_length=recipe.model.max_length,
-                        seed=recipe.seed, strategy=run.strategy, work_dir=slot.work,
-                        show_progress=run.show_progress, description="prune recovery")
+            fit = train(model, run.features(run.splits["train"], model), section.recovery, seed=recipe.seed,
+                        strategy=run.strategy, work_dir=slot.work, show_progress=run.show_progress,
+                        description="prune recovery")
         else:
             fit = _distill_recovery(run, unpruned, model, data, section, slot)
         extra = {**_fit_record(fit), "before_recovery": before_recovery}
     else:
         steps = max(1, int(section.recovery.epochs * data.num_batches(section.recovery.batch_size)))
-        batches = [(b.inputs, b.labels) for b in (data.batch(r) for e in range(int(section.recovery.epochs) + 1)
-                                                   for r in data.epoch_order(section.recovery.batch_size,
-                                                                             recipe.seed, e))][:steps]
+        batches = [(b.inputs, b.targets) for b in (data.batch(r) for e in range(int(section.recovery.epochs) + 1)
+                                                    for r in data.epoch_order(section.recovery.batch_size,
+                                                                              recipe.seed, e))][:steps]
         pruned = pruning.magnitude_prune(model.model, batches, target_sparsity=section.target_sparsity, steps=steps,
                                          learning_rate=section.recovery.learning_rate,
-                                         loss_fn=classification_loss)
+                                         loss_fn=lambda m: task_loss(m, run.task.task))
         model = dataclasses.replace(model, model=pruned)
         extra = {"steps": steps}
     metrics = run.evaluate(model, reference)
@@ -111,7 +106,7 @@ def prune(run, source: Path, slot: StageSlot) -> dict:
             "metrics": metrics, "_pretrained": model}
 
 
-def _distill_recovery(run, unpruned, pruned, data: TokenizedDataset, section, slot: StageSlot):
+def _distill_recovery(run, unpruned, pruned, data, section, slot: StageSlot):
     """Recovery as distillation from the unpruned model (same depth and width: layer i → i) or
     from the distill stage's teacher (at the student's ``layers_from_teacher``)."""
     from edgekit.config import DistillSection, StudentSection
@@ -127,8 +122,6 @@ def _distill_recovery(run, unpruned, pruned, data: TokenizedDataset, section, sl
     settings = {k: v for k, v in dataclasses.asdict(transfer).items() if k != "teacher"}
     schedule = DistillSection(**dataclasses.asdict(section.recovery), **settings,
                               student=StudentSection(layers_from_teacher=layers))
-    cache = TeacherCache.in_folder(slot.work, teacher.model, data, "logits",
-                                   layers if transfer.hidden_loss_weight else None)
-    return distill(teacher, pruned, data, cache, schedule, classify=True, seed=run.recipe.seed,
-                   strategy=run.strategy, work_dir=slot.work, show_progress=run.show_progress,
-                   description="prune recovery")
+    cache = TeacherCache.in_folder(slot.work, teacher, data, layers if transfer.hidden_loss_weight else None)
+    return distill(teacher, pruned, data, cache, schedule, seed=run.recipe.seed, strategy=run.strategy,
+                   work_dir=slot.work, show_progress=run.show_progress, description="prune recovery")

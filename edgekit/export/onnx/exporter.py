@@ -28,9 +28,9 @@ from pathlib import Path
 from edgekit.atomic import publish_file
 from edgekit.config.enums import Precision
 from edgekit.errors import EdgekitError
-from edgekit.export.base import ExportJob, ExportResult
+from edgekit.export.base import OUTPUTS_KEY, ExportJob, ExportResult, outputs_record
 from edgekit.export.onnx import analysis
-from edgekit.export.onnx.graph import FUSED_OPS, HEAD_NODES, OPSET, GraphOptions, build_model, pin_input_shapes
+from edgekit.export.onnx.graph import FUSED_OPS, OPSET, GraphOptions, build_model, head_nodes, pin_input_shapes
 from edgekit.export.onnx.quantize import DynamicSettings, StaticSettings, quantize_dynamic_int8, quantize_static_int8
 from edgekit.export.onnx.smoothing import DEFAULT_ALPHA, smoothing_factors
 
@@ -67,6 +67,15 @@ def _smoothquant(alpha: float | None, samples) -> dict:
     if not samples:
         return {"applied": False, "alpha": alpha, "why": "no calibration inputs"}
     return {"applied": True, "alpha": alpha, "calibration_samples": len(samples)}
+
+
+def _record_outputs(model, record: str) -> None:
+    """The outputs record (``base.outputs_record``) as the model's ``metadata_props`` entry
+    (onnxruntime: ``session.get_modelmeta().custom_metadata_map``)."""
+    kept = [p for p in model.metadata_props if p.key != OUTPUTS_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    model.metadata_props.add(key=OUTPUTS_KEY, value=record)
 
 
 def _save(model, path: Path) -> None:
@@ -128,7 +137,8 @@ def export(job: ExportJob) -> ExportResult:
     if int8:
         details["smoothquant"] = _smoothquant(q.smoothquant_alpha, samples)
         present = {node.name for node in model.graph.node}
-        exclude = tuple(n for n in HEAD_NODES if n in present) + _float_node_names(model, tuple(q.keep_float_ops))
+        kept = tuple(n for n in head_nodes(config) if n in present)
+        exclude = kept + _float_node_names(model, tuple(q.keep_float_ops))
         if samples:
             factors = smoothing_factors(model, samples, details["smoothquant"]["alpha"])
             # a GEMM kept float gains nothing from smoothing (the packed Attention op is the qkv GEMM)
@@ -150,6 +160,7 @@ def export(job: ExportJob) -> ExportResult:
         details["quantization"] = used
     if job.static:
         pin_input_shapes(model, job.batch_size, job.seq_len)
+    _record_outputs(model, outputs_record(job.outputs))
     _save(model, job.path)
     details.update(_describe(model, job.path, precision))
     return ExportResult(files=[job.path], details=details)

@@ -11,7 +11,9 @@ cannot silently fail to happen:
                 MatMul(ctx, Wo [A, H]) + SkipLayerNormalization   -> x   [B, S, H]
                 MatMul(x, Wi [H, I]) + BiasGelu                   -> f   [B, S, I]
                 MatMul(f, Wout [I, H]) + SkipLayerNormalization   -> x   [B, S, H]
-    pooling (cls / masked mean / pooler tanh), L2 normalise, classifier -> [B, C or H]
+    head: none (pooled: ``embedding`` [B, H]) or the task's Dense (``tasks.Head``) over the
+          pooled vector (cls / masked mean / pooler tanh, L2 normalised) -> [B, C], or over
+          every token -> [B, S, C], split into the task's named outputs
 
 B = batch, S = sequence, H = hidden, A = num_heads * head_size (< H after head pruning),
 I = intermediate size. ``attention="split"`` writes the Q/K/V projection as its own MatMul
@@ -32,14 +34,18 @@ from typing import Any
 
 import numpy as np
 
+from edgekit import tasks
 from edgekit.models.bert_config import BertConfig
+from edgekit.tasks import Head
+from edgekit.tasks.base import BATCH, SEQUENCE
 
 MS_DOMAIN = "com.microsoft"
 OPSET = 17
 ATTENTION_KINDS = ("packed", "split")
-# MatMuls outside the encoder layers: one row per example (no speed to gain from int8) and fed
-# by the final hidden state, so int8 keeps them float.
-HEAD_NODES = ("masked_sum", "pooler_dense", "classifier")
+# MatMuls outside the encoder layers (pooling, and the task head: ``head_nodes``): one row per
+# example or a few columns per token (no speed to gain from int8), fed by the final hidden
+# state, so int8 keeps them float.
+POOLING_NODES = ("masked_sum", "pooler_dense")
 # The contrib ops this builder writes, i.e. the fusions onnxruntime's BERT optimizer aims for.
 FUSED_OPS = ("EmbedLayerNormalization", "Attention", "MultiHeadAttention", "SkipLayerNormalization",
              "BiasGelu", "FastGelu")
@@ -49,8 +55,9 @@ FUSED_OPS = ("EmbedLayerNormalization", "Attention", "MultiHeadAttention", "Skip
 class GraphOptions:
     """``attention``: "packed" (one ``Attention`` op holding the Q/K/V weights) or "split"
     (MatMul + ``MultiHeadAttention``). ``mask_bias``: additive bias of padded keys (None: the
-    config's). ``cls_shortcut``: with cls/pooler pooling, run the last layer's attention output
-    and FFN on the first token only (exact: no other position reaches the output).
+    config's). ``cls_shortcut``: with cls/pooler pooling and no head over the tokens, run the
+    last layer's attention output and FFN on the first token only (exact: no other position
+    reaches the output).
     ``smoothing``: per-input-channel factors s [K] by weight GEMM (``smoothing.GEMMS`` names,
     e.g. ``layer_0_qkv``): the GEMM gets x / s and W * s (same product, flatter activation
     ranges for int8; see ``smoothing``)."""
@@ -127,7 +134,7 @@ def _strip_prefix(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k.removeprefix("bert."): v for k, v in weights.items()}
 
 
-B, S = "batch", "sequence"
+B, S = BATCH, SEQUENCE
 
 
 def _embeddings(b: _Builder, config: BertConfig) -> str:
@@ -251,33 +258,66 @@ def _pool(b: _Builder, config: BertConfig, x: str, first_token_only: bool) -> st
     return pooled
 
 
+def head_nodes(config: BertConfig) -> tuple[str, ...]:
+    """Names of the MatMul nodes outside the encoder layers that int8 keeps float."""
+    head = tasks.for_config(config).head(config)
+    return POOLING_NODES + ((head.layer,) if head is not None else ())
+
+
+def _head(b: _Builder, head: Head, features: str, shape: list) -> list[str]:
+    """The task head on ``features`` (pooled [B, H] or tokens [B, S, H]): MatMul + Add to
+    [.., width], then (several outputs) Split on the last axis and, one column each, Squeeze."""
+    width = [*shape[:-1], head.width]
+    dense = b.op("MatMul", [features, b.weight(f"{head.layer}.weight", transpose=True)], head.layer, width)
+    bias = b.weight(f"{head.layer}.bias")
+    if len(head.outputs) == 1:
+        return [b.op("Add", [dense, bias], head.outputs[0], width)]
+    logits = b.op("Add", [dense, bias], f"{head.layer}_bias", width)
+    columns = [*shape[:-1], head.columns]
+    sizes = b.const(f"{head.layer}_split", np.full(len(head.outputs), head.columns, np.int64))
+    parts = [f"{n}_columns" if head.columns == 1 else n for n in head.outputs]
+    b.op("Split", [logits, sizes], f"{head.layer}_split", columns, outputs=parts, axis=-1)
+    if head.columns > 1:
+        return parts
+    last = b.const("axis_last", np.array([-1], np.int64))
+    return [b.op("Squeeze", [p, last], n, shape[:-1]) for p, n in zip(parts, head.outputs)]
+
+
 def build_model(config: BertConfig, weights: dict[str, np.ndarray], options: GraphOptions = GraphOptions()):
     """The fp32 ONNX model (opset 17 + com.microsoft) for ``config`` from ``collect_weights`` tensors.
 
     Inputs int32 ``input_ids``, ``attention_mask`` (+ ``token_type_ids`` when the config has
-    token types), each [batch, sequence]; one float output, ``logits`` [batch, labels] or
-    ``embedding`` [batch, hidden]."""
+    token types), each [batch, sequence]; float outputs named and shaped as the task's
+    ``Output``s (``logits`` [batch, labels], ``embedding`` [batch, hidden], ``logits``
+    [batch, sequence, tags], ``start_logits`` / ``end_logits`` [batch, sequence])."""
     from onnx import TensorProto, helper
 
+    task = tasks.for_config(config)
+    head = task.head(config)
+    over_tokens = head is not None and head.over == "tokens"
     b = _Builder(_strip_prefix(weights), options.smoothing)
     mask_bias = config.mask_bias if options.mask_bias is None else options.mask_bias
-    shortcut = options.cls_shortcut and config.pooling in ("cls", "pooler") and config.num_layers > 0
+    shortcut = (options.cls_shortcut and config.pooling in ("cls", "pooler") and config.num_layers > 0
+                and not over_tokens)
     x = _embeddings(b, config)
     for i in range(config.num_layers):
         x = _layer(b, config, i, x, options, mask_bias, shortcut and i == config.num_layers - 1)
-    pooled = _pool(b, config, x, shortcut)
-    if config.num_labels:
-        width = config.num_labels
-        logits = b.op("MatMul", [pooled, b.weight("classifier.weight", transpose=True)], "classifier", [B, width])
-        out = b.op("Add", [logits, b.weight("classifier.bias")], "logits", [B, width])
+    if over_tokens:
+        _head(b, head, x, [B, S, config.hidden_size])
     else:
-        out, width = b.op("Identity", [pooled], "embedding", [B, config.hidden_size]), config.hidden_size
-    b.value_info.pop()  # the graph output is declared below, not as an intermediate
+        pooled = _pool(b, config, x, shortcut)
+        if head is None:
+            b.op("Identity", [pooled], "embedding", [B, config.hidden_size])
+        else:
+            _head(b, head, pooled, [B, config.hidden_size])
 
+    outputs = task.outputs(config)
+    declared = {o.name for o in outputs}  # graph outputs, not intermediates
+    value_info = [v for v in b.value_info if v.name not in declared]
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if config.type_vocab_size else [])
     inputs = [helper.make_tensor_value_info(n, TensorProto.INT32, [B, S]) for n in names]
-    output = helper.make_tensor_value_info(out, TensorProto.FLOAT, [B, width])
-    graph = helper.make_graph(b.nodes, "edgekit_bert", inputs, [output], b.initializers, value_info=b.value_info)
+    graph_outputs = [helper.make_tensor_value_info(o.name, TensorProto.FLOAT, o.shape) for o in outputs]
+    graph = helper.make_graph(b.nodes, "edgekit_bert", inputs, graph_outputs, b.initializers, value_info=value_info)
     model = helper.make_model(graph, producer_name="edgekit",
                               opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(MS_DOMAIN, 1)])
     model.ir_version = 8  # onnx 1.23 writes 11 by default; 8 keeps older onnxruntime builds able to load it

@@ -2,7 +2,9 @@
 
 The model is converted with dynamic [batch, sequence] inputs and reshaped afterwards for a
 static target: a graph traced at a fixed length bakes that length into the position-table
-slice and cannot be reshaped later.
+slice and cannot be reshaped later. Outputs keep the task's names through tf2onnx,
+OpenVINO's ONNX frontend, NNCF and ``reshape``; the outputs record (``base.outputs_record``)
+travels in the IR's ``rt_info`` (``RT_INFO``), where the runner reads which are per token.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgekit.config import Precision
-from edgekit.export.base import ExportJob, ExportResult
+from edgekit.export.base import OUTPUTS_KEY, ExportJob, ExportResult, outputs_record
 from edgekit.export.serving import serving_function, with_mask_bias
+
+RT_INFO = ["edgekit", OUTPUTS_KEY]  # rt_info path of the outputs record
 
 
 def to_openvino(job: ExportJob):
-    """The fp32 ``ov.Model`` (dynamic shapes), inputs and output named as the contract says.
+    """The fp32 ``ov.Model`` (dynamic shapes), inputs and outputs named as the contract says.
 
     Converted through a plain tf2onnx ONNX graph: OpenVINO's TensorFlow frontend named the
     inputs "<name>:0" and, in some processes, NNCF calibration of its graph collected empty
@@ -57,6 +61,7 @@ def export(job: ExportJob) -> ExportResult:
         model = quantize_int8(model, job)
     if job.static:
         model.reshape({p.get_any_name(): [job.batch_size, job.seq_len] for p in model.inputs})
+    model.set_rt_info(outputs_record(job.outputs), RT_INFO)
     job.folder.mkdir(parents=True, exist_ok=True)
     ov.save_model(model, job.path, compress_to_fp16=job.row.precision is Precision.FP16)
     ops: dict[str, int] = {}

@@ -24,10 +24,13 @@ changing the float function, and ``EncoderGraph`` builds the TensorFlow ops from
   others'. Attention joins them: each part's queries score all keys (one softmax per query
   part) and the context sums probs[..., part] @ values[part] over the key parts. With a
   first-token pooler, the other tokens' last FFN is never used and the converter drops it;
+  a head over every token reads both parts (its Dense runs on each, the results joined);
 * ``Block.ffn_groups`` (optional; no accuracy gain measured on the SST-2 MiniLM): FFN
   neurons grouped by activation range (one [CLS] GELU output reaches 24 where the median
   neuron's stays below 1) each run as their own FULLY_CONNECTED -> GELU -> FULLY_CONNECTED,
-  the partial outputs summed, so the ordinary neurons' GELU output keeps a fine int8 step.
+  the partial outputs summed, so the ordinary neurons' GELU output keeps a fine int8 step;
+* the task head (``EncoderWeights.head``, a ``tasks.Head``) is a Dense over the pooled
+  vector or over every token's final state, its result split into the task's named outputs.
 
 Shapes: B batch, S sequence, H hidden, A = heads * head size, N = B*S rows.
 ``EncoderGraph`` builds [B, S] int32 inputs with fixed sizes (static: no shape ops) or
@@ -40,6 +43,9 @@ import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+
+from edgekit import tasks
+from edgekit.tasks import Head
 
 GROUP_RATIO = 4.0  # max ratio of weights inside one statistics column (see _grouped_columns)
 
@@ -88,7 +94,8 @@ class EncoderWeights:
     embedding_norm: Norm
     blocks: tuple[Block, ...]
     pooler: Dense | None
-    classifier: Dense | None
+    head: Head | None  # the task head (None: the pooled vector is the ``embedding`` output)
+    head_weights: Dense | None  # its kernel [H, width] and bias
     num_heads: int
     head_size: int
     activation: str
@@ -120,6 +127,7 @@ def from_keras(model, config) -> EncoderWeights:
         gamma, beta = get(name)
         return Norm(gamma, beta)
 
+    head = tasks.for_config(config).head(config)
     q_scale = 1.0 / math.sqrt(config.head_size)
     blocks = tuple(
         Block(query=dense(f"layer_{i}_query", q_scale), key=dense(f"layer_{i}_key"), value=dense(f"layer_{i}_value"),
@@ -133,7 +141,7 @@ def from_keras(model, config) -> EncoderWeights:
         token_type=get("token_type_embeddings")[0] if config.type_vocab_size else None,
         embedding_norm=norm("embeddings_layer_norm"), blocks=blocks,
         pooler=dense("pooler") if config.pooling == "pooler" else None,
-        classifier=dense("classifier") if config.num_labels else None,
+        head=head, head_weights=dense(head.layer) if head is not None else None,
         num_heads=config.num_heads, head_size=config.head_size, activation=config.hidden_act,
         eps=config.layer_norm_eps, pooling=config.pooling, normalize=config.normalize)
 
@@ -318,7 +326,9 @@ class EncoderGraph:
     # ------------------------------------------------------------------ the model
 
     def __call__(self, inputs: dict, taps: dict | None = None):
-        """int32 [B, S] inputs -> ``logits`` [B, labels] or the pooled ``embedding`` [B, H].
+        """int32 [B, S] inputs -> the task's outputs by name: the pooled ``embedding`` [B, H],
+        or the head's split (``logits`` [B, labels]; over tokens [B, S, width] -> ``logits``
+        [B, S, tags] or ``start_logits`` / ``end_logits`` [B, S]).
 
         ``taps``: when a dict, filled with intermediate [N, *] tensors for statistics."""
         import tensorflow as tf
@@ -357,6 +367,20 @@ class EncoderGraph:
                 if taps is not None and acts[0] is not None:
                     taps[f"ffn{i}"] = self._joined(list(acts))
                 h, h_dense = self._norm([a + b for a, b in zip(h, out)], block.output_norm, taps, f"norm{2 * i + 2}")
+        if w.head is not None and w.head.over == "tokens":
+            width = w.head.width
+            logits = self._joined([self._dense(part, w.head_weights) for part in h])  # [N, width]
+            return w.head.split(tf.reshape(logits, [batch, seq, width]))
+        pooled = self._pool(h, mask)
+        if w.head is None:
+            return {"embedding": pooled}
+        return w.head.split(self._dense(pooled, w.head_weights))
+
+    def _pool(self, h, mask):
+        """The final hidden state's parts -> the sentence vector [B, H] (pooling, pooler, L2)."""
+        import tensorflow as tf
+
+        w, batch, seq, hidden = self.w, self._batch, self._seq, self.w.hidden_size
         if w.pooling == "mean":
             h = tf.reshape(self._joined(h), [batch, seq, hidden])
             keep = tf.expand_dims(tf.gather(self._const([0.0, 1.0]), mask), -1)  # [B, S, 1]
@@ -371,6 +395,4 @@ class EncoderGraph:
                 pooled = self._dense(pooled, w.pooler, activation="tanh")
         if w.normalize:
             pooled = tf.math.l2_normalize(pooled, axis=-1, epsilon=1e-12)
-        if w.classifier is not None:
-            return self._dense(pooled, w.classifier)
         return pooled

@@ -1,4 +1,4 @@
-"""Full-int8 TFLite (int8 weights and activations, int32 id/mask inputs, int8 output).
+"""Full-int8 TFLite (int8 weights and activations, int32 id/mask inputs, int8 outputs).
 
 Plain post-training quantization of a BERT-class model is broken (MiniLM: cosine ~0.03 to
 fp32). What this pipeline does instead, in order (settings in ``Int8Options``):
@@ -12,8 +12,8 @@ fp32). What this pipeline does instead, in order (settings in ``Int8Options``):
    neurons grouped by activation range into separate tensors;
 3. the converter calibrates once; ranges are then chosen by ``calibrate.choose_ranges``
    (percentile / MSE / min-max, plus structural rules for the mask bias and softmax inputs);
-4. TensorFlow's MLIR quantizer writes per-channel int8 weights, int8 activations and an int8
-   output (ops named in ``keep_float`` stay float where the quantizer allows it);
+4. TensorFlow's MLIR quantizer writes per-channel int8 weights, int8 activations and int8
+   outputs (ops named in ``keep_float`` stay float where the quantizer allows it);
 5. ``inspect.op_listing`` reports what the graph really computes in.
 
 Calibration inputs are int32 [1, n] dicts at natural length; a static export pads them to
@@ -110,20 +110,19 @@ def prepare_weights(pretrained, samples, options: Int8Options):
     return w
 
 
-def float_graph_model(pretrained, weights, options: Int8Options, *, static: bool, batch_size: int, seq_len: int,
-                      output: str):
-    """(concrete function, module) of the int8-friendly graph, for conversion."""
+def float_graph_model(pretrained, weights, options: Int8Options, *, static: bool, batch_size: int, seq_len: int):
+    """(concrete function, module) of the int8-friendly graph (the task's named outputs), for conversion."""
     from edgekit.export.tflite.convert import signature
     from edgekit.export.tflite.graph import EncoderGraph
 
     graph = EncoderGraph(weights, mask_bias=options.mask_bias, batch_size=batch_size if static else None,
                          seq_len=seq_len if static else None, max_len=seq_len)
     names = tuple(n for n in pretrained.model.input_names)
-    return signature(graph, names, output, static=static, batch_size=batch_size, seq_len=seq_len)
+    return signature(graph, names, static=static, batch_size=batch_size, seq_len=seq_len)
 
 
-def full_int8(pretrained, calibration, options: Int8Options, *, static: bool, batch_size: int, seq_len: int,
-              output: str) -> tuple[bytes, dict]:
+def full_int8(pretrained, calibration, options: Int8Options, *, static: bool, batch_size: int,
+              seq_len: int) -> tuple[bytes, dict]:
     """(the .tflite bytes, details: options, transforms applied, calibration facts)."""
     if not calibration:
         raise ValueError("int8-full needs calibration inputs (ExportJob.calibration is empty)")
@@ -131,7 +130,7 @@ def full_int8(pretrained, calibration, options: Int8Options, *, static: bool, ba
                                   seq_len=seq_len)
     weights = prepare_weights(pretrained, natural, options)
     concrete, module = float_graph_model(pretrained, weights, options, static=static, batch_size=batch_size,
-                                         seq_len=seq_len, output=output)
+                                         seq_len=seq_len)
     batches = calibration_batches(natural, static=static, batch_size=batch_size, seq_len=seq_len,
                                   pad_id=pretrained.tokenizer.pad_id)
     if not batches:

@@ -1,13 +1,28 @@
 """TFLite model metadata (tflite-support schema 1.x) so on-device text tooling can load the model.
 
-What LiteRT's Task Library (BertNLClassifier / TextEmbedder) and MediaPipe text tasks read:
-a ``ModelMetadata`` flatbuffer (file identifier ``M001``) in a model buffer named
-``TFLITE_METADATA``, with one input TensorMetadata per model input *in the subgraph's input
-order*, named ``ids`` / ``mask`` / ``segment_ids``, a subgraph-level ``BertTokenizerOptions``
-process unit pointing at ``vocab.txt``, and, for classifiers, the output tensor's
-``labels.txt`` (TENSOR_AXIS_LABELS). The associated files themselves travel inside the
-.tflite as a zip archive appended after the flatbuffer (what tflite-support's
-MetadataPopulator writes; TFLite ignores the trailing bytes, ``zipfile`` reads them).
+What LiteRT's Task Library and MediaPipe text tasks read: a ``ModelMetadata`` flatbuffer
+(file identifier ``M001``) in a model buffer named ``TFLITE_METADATA``, with one input
+TensorMetadata per model input *in the subgraph's input order*, named ``ids`` / ``mask`` /
+``segment_ids``, a subgraph-level ``BertTokenizerOptions`` process unit pointing at
+``vocab.txt``, and one output TensorMetadata per model output in the subgraph's output order,
+named as the signature names it. Per task:
+
+* text classification: ``logits`` with ``labels.txt`` (TENSOR_AXIS_LABELS): Task Library
+  ``BertNLClassifier`` (``tflite_support.task.text.BertNLClassifier``), MediaPipe
+  ``TextClassifier``;
+* feature extraction: ``embedding``: Task Library ``TextEmbedder``, MediaPipe ``TextEmbedder``;
+* question answering: ``end_logits``, ``start_logits`` (the converter's output order, which is
+  also the Task Library's fallback order): Task Library ``BertQuestionAnswerer``
+  (``tflite_support.task.text.BertQuestionAnswerer``, C++ ``tflite::task::text``), which finds
+  inputs and outputs by these metadata names, fills [1, 384] inputs and reads float outputs, so
+  it loads a static ``seq_len: 384`` export at fp32 / fp16 / int8-dynamic;
+* token classification: ``logits`` with ``labels.txt`` (the tags); no Task Library API runs
+  NER, an app reads the tags from the labels file (see ``edgekit.ondevice.entities``).
+
+The associated files themselves travel inside the .tflite as a zip archive appended after the
+flatbuffer (what tflite-support's MetadataPopulator writes; TFLite ignores the trailing bytes,
+``zipfile`` reads them). A second model buffer, ``base.OUTPUTS_KEY``, holds edgekit's outputs
+record (which outputs are per token; ``read_outputs_record``).
 
 Why hand-written: ``tflite-support`` (0.4.4, the last release) has a Python 3.11 wheel but
 requires protobuf < 4, while TensorFlow 2.21 needs protobuf >= 6.31, so it cannot share the
@@ -23,6 +38,9 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgekit.export.base import OUTPUTS_KEY, outputs_record
+from edgekit.tasks import Output
+
 METADATA_NAME = "TFLITE_METADATA"
 FILE_IDENTIFIER = b"M001"
 MIN_PARSER_VERSION = "1.1.0"
@@ -34,6 +52,7 @@ _DESCRIPTIONS = {
 }
 # metadata_schema.fbs enums
 VOCABULARY, TENSOR_AXIS_LABELS = 5, 2
+LABELLED = "logits"  # the output labels.txt names the last axis of
 FEATURE_PROPERTIES, BERT_TOKENIZER_OPTIONS = 1, 4
 
 
@@ -45,9 +64,9 @@ class ModelInfo:
     description: str
     version: str
     inputs: list[tuple[str, str]]  # (metadata name, description) in subgraph input order
-    output: tuple[str, str]
+    outputs: list[tuple[str, str]]  # (metadata name, description) in subgraph output order
     vocab_file: str = "vocab.txt"
-    label_file: str | None = None  # classifiers only
+    label_file: str | None = None  # the labels of the ``logits`` output (classifiers, taggers)
     author: str = "edgekit"
     min_parser_version: str = MIN_PARSER_VERSION
     files: dict[str, bytes] = field(default_factory=dict)  # associated files read back
@@ -100,13 +119,15 @@ def build_metadata(info: ModelInfo) -> bytes:
     tokenizer = w.table(1, [(0, "off", w.vector([vocab]))])
     unit = w.table(2, [(0, "u8", BERT_TOKENIZER_OPTIONS), (1, "off", tokenizer)])
     inputs = [w.tensor(name, desc) for name, desc in info.inputs]
-    labels = None
-    if info.label_file:
-        labels = [w.associated_file(info.label_file, "Labels of the output scores, one per line.",
-                                    TENSOR_AXIS_LABELS)]
-    output = w.tensor(info.output[0], info.output[1], labels)
+    outputs = []
+    for name, desc in info.outputs:
+        labels = None
+        if info.label_file and name == LABELLED:
+            labels = [w.associated_file(info.label_file, "Labels of the output scores, one per line.",
+                                        TENSOR_AXIS_LABELS)]
+        outputs.append(w.tensor(name, desc, labels))
     name = w.string("main")
-    subgraph = w.table(10, [(0, "off", name), (2, "off", w.vector(inputs)), (3, "off", w.vector([output])),
+    subgraph = w.table(10, [(0, "off", name), (2, "off", w.vector(inputs)), (3, "off", w.vector(outputs)),
                             (5, "off", w.vector([unit]))])
     fields = [w.string(s) for s in (info.name, info.description, info.version, info.author)]
     min_version = w.string(info.min_parser_version)
@@ -116,8 +137,7 @@ def build_metadata(info: ModelInfo) -> bytes:
     return bytes(w.b.Output())
 
 
-def input_order(model: bytes) -> list[str]:
-    """Signature input names in the subgraph's input order."""
+def _order(model: bytes, kind: str) -> list[str]:
     from ai_edge_litert import schema_py_generated as fb
 
     m = fb.Model.GetRootAs(model, 0)
@@ -125,24 +145,50 @@ def input_order(model: bytes) -> list[str]:
     index_to_name = {}
     for s in range(m.SignatureDefsLength()):
         sig = m.SignatureDefs(s)
-        for i in range(sig.InputsLength()):
-            index_to_name[sig.Inputs(i).TensorIndex()] = sig.Inputs(i).Name().decode()
-    return [index_to_name.get(g.Inputs(i), g.Tensors(g.Inputs(i)).Name().decode()) for i in range(g.InputsLength())]
+        entries, count = getattr(sig, kind.capitalize()), getattr(sig, f"{kind.capitalize()}Length")()
+        for i in range(count):
+            index_to_name[entries(i).TensorIndex()] = entries(i).Name().decode()
+    tensors, count = getattr(g, kind.capitalize()), getattr(g, f"{kind.capitalize()}Length")()
+    return [index_to_name.get(tensors(i), g.Tensors(tensors(i)).Name().decode()) for i in range(count)]
 
 
-def model_info(pretrained, model: bytes, output: str, artifact: str) -> ModelInfo:
+def input_order(model: bytes) -> list[str]:
+    """Signature input names in the subgraph's input order."""
+    return _order(model, "inputs")
+
+
+def output_order(model: bytes) -> list[str]:
+    """Signature output names in the subgraph's output order."""
+    return _order(model, "outputs")
+
+
+def _describe(config, output: Output) -> str:
+    """The metadata description of one task output."""
+    if output.name == "embedding":
+        norm = "L2-normalised " if config.normalize else ""
+        return f"{norm}{config.pooling}-pooled sentence embedding, {config.hidden_size} values."
+    if output.name in ("start_logits", "end_logits"):
+        edge = "first" if output.name == "start_logits" else "last"
+        return f"Unnormalised score of each token being the answer's {edge} token (softmax over the context tokens)."
+    if output.per_token:
+        return ("Unnormalised scores per token and tag, in labels.txt order (a word's tag: the argmax at its "
+                "first sub-token).")
+    return "Unnormalised scores per label (softmax gives probabilities), in labels.txt order."
+
+
+_KINDS = {"text-classification": "text classifier", "feature-extraction": "text embedder",
+          "token-classification": "token classifier", "question-answering": "extractive question answerer"}
+
+
+def model_info(pretrained, model: bytes, outputs: tuple[Output, ...], artifact: str) -> ModelInfo:
     config = pretrained.config
     inputs = [(ROLES.get(n, n), _DESCRIPTIONS.get(ROLES.get(n, n), n)) for n in input_order(model)]
-    if config.num_labels:
-        out = ("logits", "Unnormalised scores per label (softmax gives probabilities), in labels.txt order.")
-        kind = f"text classifier ({', '.join(config.id2label)})"
-    else:
-        norm = "L2-normalised " if config.normalize else ""
-        out = ("embedding", f"{norm}{config.pooling}-pooled sentence embedding, {config.hidden_size} values.")
-        kind = "text embedder"
+    by_name = {o.name: o for o in outputs}
+    described = [(n, _describe(config, by_name[n])) for n in output_order(model)]
+    kind = _KINDS[config.task] + (f" ({', '.join(config.id2label)})" if config.num_labels else "")
     return ModelInfo(name=Path(str(pretrained.source)).name or "model", version=artifact,
-                     description=f"BERT-class {kind} exported by edgekit ({artifact}).",
-                     inputs=inputs, output=out, label_file="labels.txt" if config.num_labels else None)
+                     description=f"BERT-class {kind} exported by edgekit ({artifact}).", inputs=inputs,
+                     outputs=described, label_file="labels.txt" if config.num_labels else None)
 
 
 def vocab_text(tokenizer) -> str:
@@ -154,29 +200,34 @@ def vocab_text(tokenizer) -> str:
     return "".join(token + "\n" for token, _ in sorted(vocab.items(), key=lambda kv: kv[1]))
 
 
-def attach(model: bytes, info: ModelInfo, files: dict[str, bytes]) -> bytes:
-    """The model with the metadata buffer added (associated files are appended by ``write``)."""
+def attach(model: bytes, entries: dict[str, bytes]) -> bytes:
+    """The model with named metadata buffers added or replaced (``TFLITE_METADATA``, the outputs
+    record; associated files are appended by ``write``)."""
     from ai_edge_litert import schema_py_generated as fb
     from ai_edge_litert.tools import flatbuffer_utils
 
     obj = flatbuffer_utils.convert_bytearray_to_object(model)
-    buffer = fb.BufferT()
-    buffer.data = list(build_metadata(info))
-    obj.buffers.append(buffer)
-    entry = fb.MetadataT()
-    entry.name = METADATA_NAME
-    entry.buffer = len(obj.buffers) - 1
-    obj.metadata = [m for m in (obj.metadata or []) if m.name != METADATA_NAME.encode()] + [entry]
+    kept = [m for m in (obj.metadata or []) if m.name not in {n.encode() for n in entries}]
+    for name, data in entries.items():
+        buffer = fb.BufferT()
+        buffer.data = list(data)
+        obj.buffers.append(buffer)
+        entry = fb.MetadataT()
+        entry.name = name
+        entry.buffer = len(obj.buffers) - 1
+        kept.append(entry)
+    obj.metadata = kept
     return bytes(flatbuffer_utils.convert_object_to_bytearray(obj))
 
 
-def write(path: Path, model: bytes, pretrained, output: str, artifact: str) -> ModelInfo:
-    """Write ``model`` to ``path`` with metadata and its associated files (vocab, labels)."""
-    info = model_info(pretrained, model, output, artifact)
+def write(path: Path, model: bytes, pretrained, outputs: tuple[Output, ...], artifact: str) -> ModelInfo:
+    """Write ``model`` to ``path`` with metadata, the outputs record and the associated files
+    (vocab, labels)."""
+    info = model_info(pretrained, model, outputs, artifact)
     files = {info.vocab_file: vocab_text(pretrained.tokenizer).encode("utf-8")}
     if info.label_file:
         files[info.label_file] = "".join(f"{name}\n" for name in pretrained.config.id2label).encode("utf-8")
-    data = attach(model, info, files)
+    data = attach(model, {METADATA_NAME: build_metadata(info), OUTPUTS_KEY: outputs_record(outputs).encode()})
     path.write_bytes(data)
     with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_STORED) as archive:
         for name, content in files.items():
@@ -221,18 +272,28 @@ def _u8(tab, slot):
     return tab.Get(flatbuffers.number_types.Uint8Flags, o + tab.Pos) if o else 0
 
 
+def _metadata_buffer(data: bytes, name: str) -> bytes | None:
+    """The model buffer of the metadata entry ``name`` (None: no such entry)."""
+    from ai_edge_litert import schema_py_generated as fb
+
+    m = fb.Model.GetRootAs(data, 0)
+    for i in range(m.MetadataLength()):
+        if m.Metadata(i).Name().decode() == name:
+            return m.Buffers(m.Metadata(i).Buffer()).DataAsNumpy().tobytes()
+    return None
+
+
+def read_outputs_record(data: bytes) -> str | None:
+    """The outputs record (``base.outputs_record``) ``write`` put into the model, or None."""
+    blob = _metadata_buffer(data, OUTPUTS_KEY)
+    return None if blob is None else blob.decode("utf-8")
+
+
 def read_metadata(path: str | Path) -> ModelInfo | None:
     """The metadata and associated files of a .tflite written by ``write`` (None if it has none)."""
     from flatbuffers.table import Table
 
-    from ai_edge_litert import schema_py_generated as fb
-
-    data = Path(path).read_bytes()
-    m = fb.Model.GetRootAs(data, 0)
-    blob = None
-    for i in range(m.MetadataLength()):
-        if m.Metadata(i).Name().decode() == METADATA_NAME:
-            blob = m.Buffers(m.Metadata(i).Buffer()).DataAsNumpy().tobytes()
+    blob = _metadata_buffer(Path(path).read_bytes(), METADATA_NAME)
     if blob is None:
         return None
     if blob[4:8] != FILE_IDENTIFIER:
@@ -240,8 +301,8 @@ def read_metadata(path: str | Path) -> ModelInfo | None:
     root = Table(blob, int.from_bytes(blob[:4], "little"))
     [subgraph] = _tables(root, 3)
     inputs = [(_string(t, 0), _string(t, 1)) for t in _tables(subgraph, 2)]
-    [out] = _tables(subgraph, 3)
-    labels = [_string(f, 0) for f in _tables(out, 6) if _u8(f, 2) == TENSOR_AXIS_LABELS]
+    outputs = _tables(subgraph, 3)
+    labels = [_string(f, 0) for out in outputs for f in _tables(out, 6) if _u8(f, 2) == TENSOR_AXIS_LABELS]
     vocab = None
     for unit in _tables(subgraph, 5):
         if _u8(unit, 0) == BERT_TOKENIZER_OPTIONS:
@@ -250,6 +311,6 @@ def read_metadata(path: str | Path) -> ModelInfo | None:
     with zipfile.ZipFile(path) as archive:
         files = {name: archive.read(name) for name in archive.namelist()}
     return ModelInfo(name=_string(root, 0), description=_string(root, 1), version=_string(root, 2),
-                     inputs=inputs, output=(_string(out, 0), _string(out, 1)), vocab_file=vocab,
+                     inputs=inputs, outputs=[(_string(t, 0), _string(t, 1)) for t in outputs], vocab_file=vocab,
                      label_file=labels[0] if labels else None, author=_string(root, 4),
                      min_parser_version=_string(root, 7), files=files)

@@ -11,8 +11,10 @@ with a bounded padding bias (``mask_bias``) first, then weights are copied *by v
 name* after ``quantize_apply`` (its variable order differs from the original's).
 
 Training: ``edgekit.train.loop.fit`` with the ``TrainSchedule`` given (AdamW, warm-up then
-decay), cross-entropy on the labels for classifiers, or mean squared error to the fp32
-model's embeddings for encoders (unlabeled text). Conversion uses a representative dataset:
+decay) on the task's own train split and its loss (``edgekit.tasks``: cross-entropy on
+sentence labels, on each word's first sub-token tag, on the start and end positions), or,
+for encoders on unlabeled text, mean squared error to the fp32 model's embeddings. The head
+Dense is fake-quantized like every other Dense. Conversion uses a representative dataset:
 without one the converter silently keeps float activations.
 """
 
@@ -20,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgekit import tasks
 from edgekit.config import TrainSchedule
-from edgekit.data import TextDataset
 
 
 def _custom_objects() -> dict:
@@ -60,50 +62,46 @@ def quantize_aware_model(pretrained, mask_bias: float):
     return model
 
 
-def _loss(model, teacher_key: str | None):
-    import tensorflow as tf
-    import tf_keras as keras
-
+def _distillation_loss(model, task):
+    """Loop ``LossFn``: the task's loss toward the fp32 model's outputs (``teacher_<name>``) at
+    temperature 1, and its agreement with them."""
     names = tuple(model.input_names)
 
     def loss_fn(features, training):
         out = model({n: features[n] for n in names}, training=training)
-        if teacher_key is None:
-            logits = out["logits"]
-            labels = features["labels"]
-            loss = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
-            return loss, tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels)
-        diff = out["pooled"] - features[teacher_key]
-        loss = tf.reduce_mean(diff * diff, axis=-1)
-        return loss, tf.zeros_like(loss, dtype=tf.bool)
+        return task.soft_loss(out, features, 1.0), task.agreement(out, features)
 
     return loss_fn
 
 
-def train(model, pretrained, data: TextDataset, schedule: TrainSchedule, *, max_length: int, seed: int = 0):
-    """Fine-tune the QAT model in place; returns the loop's FitResult."""
+def train(model, pretrained, data, schedule: TrainSchedule, *, max_length: int, seed: int = 0):
+    """Fine-tune the QAT model in place on ``data``, the task's train split (``TextDataset``,
+    ``TaggedDataset`` or ``QADataset``, made into features by ``TaskSpec.features``); returns
+    the loop's FitResult. Labelled: the task's loss (``TaskSpec.loss``). Without targets
+    (feature extraction, or an unlabelled text split): distillation toward the fp32 model's own
+    outputs (``TaskSpec.soft_loss``; feature extraction: MSE to its sentence vectors)."""
     from edgekit._tf import tf_modules
-    from edgekit.train.batching import TokenizedDataset
+    from edgekit.train.finetune import task_loss
+    from edgekit.train.infer import model_outputs
     from edgekit.train.loop import fit
 
     tf, _ = tf_modules()
-    names = tuple(pretrained.model.input_names)
-    tokens = TokenizedDataset(data, pretrained.tokenizer, max_length, names)
-    labelled = pretrained.config.num_labels and data.labels is not None
+    task = tasks.for_config(pretrained.config)
+    features = task.features(data, pretrained.tokenizer, max_length, tuple(pretrained.model.input_names))
     extras = None
-    if not labelled:  # match the fp32 model's sentence vectors
-        from edgekit.train.infer import model_outputs
+    if task.needs_labels and features.targets:
+        loss_fn = task_loss(model, pretrained.config.task)
+    else:  # per-example outputs only: every per-token task's data is labelled
+        target = model_outputs(pretrained.model, features, task.outputs(pretrained.config))
+        extras = lambda batch: {f"teacher_{k}": v[batch.rows] for k, v in target.items()}  # noqa: E731
+        loss_fn = _distillation_loss(model, task)
+    return fit(model=model, loss_fn=loss_fn, data=features, schedule=schedule, seed=seed,
+               strategy=tf.distribute.get_strategy(), description="qat", extras=extras, show_progress=False)
 
-        target = model_outputs(pretrained.model, tokens, ("pooled",))["pooled"]
-        extras = lambda batch: {"teacher": target[batch.rows]}  # noqa: E731
-    return fit(model=model, loss_fn=_loss(model, None if labelled else "teacher"), data=tokens,
-               schedule=schedule, seed=seed, strategy=tf.distribute.get_strategy(), description="qat",
-               extras=extras, show_progress=False)
 
-
-def convert(model, input_names: tuple[str, ...], output: str, batches: list[dict[str, np.ndarray]], options, *,
-            static: bool, batch_size: int, seq_len: int) -> bytes:
-    """The trained QAT model as full-int8 TFLite (int8 output), calibrated on ``batches``.
+def convert(model, input_names: tuple[str, ...], outputs: tuple[str, ...], batches: list[dict[str, np.ndarray]],
+            options, *, static: bool, batch_size: int, seq_len: int) -> bytes:
+    """The trained QAT model's ``outputs`` as full-int8 TFLite (int8 outputs), calibrated on ``batches``.
 
     The Dense layers' fake-quant ranges come from training; every other tensor's range comes
     from ``calibrate`` (the same range rules as int8-full: the padding-bias lookup keeps its
@@ -111,6 +109,6 @@ def convert(model, input_names: tuple[str, ...], output: str, batches: list[dict
     from edgekit.export.tflite.convert import keras_fn, signature
     from edgekit.export.tflite.int8 import quantize_graph
 
-    concrete, module = signature(keras_fn(model, output), input_names, output, static=static,
-                                 batch_size=batch_size, seq_len=seq_len, track=model)
+    concrete, module = signature(keras_fn(model, outputs), input_names, static=static, batch_size=batch_size,
+                                 seq_len=seq_len, track=model)
     return quantize_graph(concrete, module, batches, options)

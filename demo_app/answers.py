@@ -1,0 +1,1 @@
+../edgekit/ondevice/answers.py

@@ -1,0 +1,1 @@
+../edgekit/ondevice/entities.py
