@@ -281,7 +281,7 @@ CASES = [
         "Error: export/edgekit.json: expected a JSON object, got an array"),
     Bad("check-manifest-list", "echo '[]' > export/edgekit.json", "edgekit check export/onnx-fp32.onnx --device x86-cpu",
         "Error: export/edgekit.json: expected a JSON object, got an array"),
-    Bad("bench-manifest-v1", "sed -i 's/\"edgekit_manifest\": 2/\"edgekit_manifest\": 1/' export/edgekit.json",
+    Bad("bench-manifest-v1", "sed -i 's/\"edgekit_manifest\": 3/\"edgekit_manifest\": 1/' export/edgekit.json",
         "edgekit bench export", "Error: export/edgekit.json: edgekit_manifest 1 was written by an older edgekit"),
     Bad("bench-manifest-no-artifacts", "sed -i 's/\"artifacts\":/\"artefacts\":/' export/edgekit.json",
         "edgekit bench export/onnx-fp32.onnx", "Error: export/edgekit.json: artifacts: missing"),

@@ -28,17 +28,19 @@ def load_task_model(source, task: Task | str, labels: tuple[str, ...] = (), *, p
     config = read_config(folder, weights, pooling=pooling)
     if (config.task, config.id2label) != (spec.name, tuple(labels)):
         weights = {k: v for k, v in weights.items() if not k.startswith(("classifier.", "qa_outputs."))}
-        changes = {"task": spec.name, "num_labels": len(labels), "id2label": tuple(labels), "normalize": False}
+        changes = {"task": spec.name, "num_labels": len(labels), "id2label": tuple(labels)}
         if spec.task is Task.TEXT_CLASSIFICATION:
             changes["pooling"] = pooling or ("pooler" if "pooler.dense.weight" in weights else config.pooling)
-        else:
-            changes["pooling"] = "cls"
+            changes["normalize"] = False
+        elif spec.task is not Task.FEATURE_EXTRACTION:  # per-token heads
+            changes.update(pooling="cls", normalize=False)
             weights = {k: v for k, v in weights.items() if not k.startswith("pooler.")}
         config = config.replace(**changes)
         head = spec.head(config)
-        rng = np.random.default_rng(seed)
-        weights[f"{head.layer}.weight"] = rng.normal(0, 0.02, (head.width, config.hidden_size)).astype(np.float32)
-        weights[f"{head.layer}.bias"] = np.zeros(head.width, np.float32)
+        if head is not None:
+            rng = np.random.default_rng(seed)
+            weights[f"{head.layer}.weight"] = rng.normal(0, 0.02, (head.width, config.hidden_size)).astype(np.float32)
+            weights[f"{head.layer}.bias"] = np.zeros(head.width, np.float32)
     check_weights(config, weights, folder)
     from edgekit.models.encoder import build_encoder  # TensorFlow only once the files check out
 

@@ -48,6 +48,11 @@ def distill(run, source: Path, slot: StageSlot) -> dict:
     layers = section.student.layers_from_teacher
     teacher = load_pretrained(source, output_hidden_states=bool(section.hidden_loss_weight),
                               output_attentions=bool(section.attention_loss_weight))
+    if teacher.config.task != run.task.name and not run.task.needs_labels:  # an encoder from any checkpoint
+        from edgekit.train.heads import load_task_model
+
+        teacher = load_task_model(source, run.task.task, output_hidden_states=bool(section.hidden_loss_weight),
+                                  output_attentions=bool(section.attention_loss_weight))
     if teacher.config.task != run.task.name:
         raise ConfigError(f"distill: a {run.task.name} student needs a {run.task.name} teacher, got a "
                           f"{teacher.config.task} model (add a finetune stage or use a fine-tuned model.source)")
