@@ -24,7 +24,7 @@ from edgekit.config import DistillSection
 from edgekit.models.checkpoint import assign_weights, collect_weights
 from edgekit.models.encoder import build_encoder
 from edgekit.models.pretrained import Pretrained
-from edgekit.train.batching import Batch, TokenizedDataset
+from edgekit.train.batching import Batch, TokenizedDataset, collect
 from edgekit.train.loop import FitResult, fit
 
 tf, keras = tf_modules()
@@ -82,20 +82,26 @@ class TeacherCache:
     @classmethod
     def compute(cls, teacher: Pretrained, data: TokenizedDataset, layers: tuple[int, ...] | None,
                 batch_size: int = 128) -> "TeacherCache":
-        from edgekit.train.infer import model_outputs
-
+        """One teacher pass over ``data``: its task outputs and, when layers are mapped, theirs."""
         outputs = tasks.for_config(teacher.config).outputs(teacher.config)
-        targets = model_outputs(teacher.model, data, outputs, batch_size=batch_size)
+        fn = tf.function(lambda x: teacher.model(x, training=False), reduce_retracing=True)
+        states = []  # float16 [B, S, k, H] per batch, in collect's order (data.in_order)
+
+        def call(inputs):
+            out = fn({k: tf.constant(v) for k, v in inputs.items()})
+            if layers:
+                states.append(np.stack([out["hidden_states"][j + 1].numpy() for j in layers], axis=2)
+                              .astype(np.float16))
+            return {o.name: out[o.name].numpy() for o in outputs}
+
+        targets = collect(call, data, outputs, batch_size)
         cache = cls({name: value.astype(np.float32) for name, value in targets.items()},
                     tuple(o.name for o in outputs if o.per_token))
         if layers:
-            call = tf.function(lambda x: teacher.model(x, training=False), reduce_retracing=True)
             hidden = [None] * len(data)
-            for batch in data.in_order(batch_size):
-                out = call({k: tf.constant(v) for k, v in batch.inputs.items()})
-                states = np.stack([out["hidden_states"][j + 1].numpy() for j in layers], axis=2)
+            for batch, state in zip(data.in_order(batch_size), states, strict=True):
                 for r, row in enumerate(batch.rows):
-                    hidden[row] = states[r, :data.lengths[row]].astype(np.float16)
+                    hidden[row] = state[r, :data.lengths[row]]
             cache.hidden = np.concatenate(hidden)
             cache.offsets = np.concatenate([[0], np.cumsum(data.lengths)])
         return cache
