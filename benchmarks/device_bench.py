@@ -39,20 +39,13 @@ def _export(recipe: Path, out: Path, model: Path | None, reuse: bool) -> bool:
 
 
 def _row(model: str, fixed: dict, natural: dict) -> dict:
-    def pick(r: dict) -> dict:
-        if r["status"] != "ok":
-            return {}
-        lat = r["latency_ms"]
-        grown = None if r["rss_before_load_mb"] is None else round(r["peak_rss_mb"] - r["rss_before_load_mb"], 1)
-        return {"p50_ms": lat["p50_ms"], "p99_ms": lat["p99_ms"], "per_s": r["throughput_per_s"], "load_ms": r["load_ms"],
-                "rss_added_mb": grown, "mj_est": r["energy"]["mj_per_inference"], "tokens_mean": r["inputs"]["tokens_mean"],
-                "runs": lat["runs"]}
+    from edgekit.bench.results import figures
 
     metrics = fixed["export_metrics"]  # the export's evaluation, carried by bench for verified files
     score = next((f"{k} {metrics[k]:.4f}" for k in ("accuracy", "cosine_mean") if k in metrics), "")
     return {"model": model, "format": fixed["format"], "precision": fixed["precision"], "status": fixed["status"],
             "error": fixed["error"], "mb": round(fixed["bytes"] / 1e6, 1), "metric": score, "runtime": fixed.get("runtime"),
-            "seq128": pick(fixed), "natural": pick(natural)}
+            "seq128": figures(fixed), "natural": figures(natural)}
 
 
 def _table(rows: list[dict]) -> str:
@@ -84,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from edgekit.bench.artifact import bench_folder, settings
+    from edgekit.bench.cpu import cpu_flags, cpu_line
     from edgekit.bench.results import write_results
 
     jobs = [("minilm-l6 (quickstart)", REPO / "recipes" / "quickstart.yaml", None)]
@@ -103,9 +97,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: seq {seq} done", flush=True)
         rows += [_row(name, fixed, natural) for fixed, natural in zip(docs[128], docs["natural"])]
         facts = docs[128][0]["facts"]
-    print(_table(rows))
+    flags = cpu_flags()
+    print(cpu_line(flags) + "\n\n" + _table(rows))
     write_results(args.json, "device_bench", rows, device=args.device, threads=args.threads,
-                  min_seconds=args.min_seconds, cpu=facts.get("cpu"), cores=facts.get("cores"),
+                  min_seconds=args.min_seconds, cpu=facts.get("cpu"), cpu_flags=flags, cores=facts.get("cores"),
                   runtimes=facts.get("runtimes"))
     return 0
 

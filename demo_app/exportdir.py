@@ -4,7 +4,9 @@ tokenizer files and artifacts. The app needs nothing else from edgekit.
 The manifest (version 3) says the task, the inputs (int32 [batch, sequence] by name), the
 named outputs (``TASK_OUTPUTS``: ``logits`` [batch, labels], ``embedding`` [batch, hidden],
 ``logits`` [batch, sequence, tags], or ``start_logits`` and ``end_logits`` [batch, sequence]),
-``max_length`` (tokens, specials included), the labels (token classification: IOB2 tags), the
+``max_length`` (tokens, specials included), the labels (token classification: IOB2 tags),
+question answering's ``windows`` (``WINDOW_SETTINGS``: the stride, question cap, answer length
+and n-best edgekit windowed and decoded with; a QA manifest without them is refused), the
 tokenizer files, per artifact its files, format, precision, status and whether it passed the
 export's evaluation gate, and the size and sha256 of every file (``digests``): the app checks
 the files it loads against them, so an artifact or tokenizer changed after the export is
@@ -31,6 +33,9 @@ TASK_OUTPUTS = {"text-classification": ("logits",), "feature-extraction": ("embe
                 "token-classification": ("logits",), "question-answering": ("start_logits", "end_logits")}
 TASK_COMMANDS = {"text-classification": "classify", "feature-extraction": "embed or nearest",
                  "token-classification": "ner", "question-answering": "answer"}
+# A question-answering manifest's "windows", each with its least value: context tokens shared by
+# consecutive windows, question tokens kept, tokens of an answer, spans tried per window.
+WINDOW_SETTINGS = {"doc_stride": 0, "max_query_length": 1, "max_answer_length": 1, "n_best": 1}
 
 
 class AppError(Exception):
@@ -70,6 +75,7 @@ class ExportFolder:
     recipe_name: str
     shared_files: tuple[str, ...]  # what every artifact needs: the tokenizer files, labels_file if any
     digests: dict  # file name -> {"bytes": int, "sha256": hex}, as written by the export
+    windows: dict  # question answering: WINDOW_SETTINGS' keys -> int, as written by the export; others: {}
 
     def require(self, task: str, what: str) -> None:
         """AppError unless this is a ``task`` export: ``what`` it cannot do, and the command that fits."""
@@ -143,6 +149,21 @@ def _labels(labels: list, task: str, where: Path) -> tuple[str, ...]:
     return tuple(labels)
 
 
+def _windows(doc: dict, task: str, where: Path) -> dict:
+    """A question-answering manifest's ``windows``, checked ({} for the other tasks)."""
+    if task != "question-answering":
+        return {}
+    if "windows" not in doc:
+        raise AppError(f"{where}: windows: missing (a question-answering export records the "
+                       f"{', '.join(WINDOW_SETTINGS)} it was evaluated with; re-export the folder)")
+    windows = _field(doc, "windows", dict, where)
+    for key, least in WINDOW_SETTINGS.items():
+        value = windows.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise AppError(f"{where}: windows.{key}: expected an int >= {least}, got {value!r}")
+    return {key: windows[key] for key in WINDOW_SETTINGS}
+
+
 def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
@@ -190,6 +211,7 @@ def read_export(folder: str | Path) -> ExportFolder:
     max_length = _field(doc, "max_length", int, path)
     if max_length < 2:  # the tokenizer would truncate to nothing, or fail on a negative length
         raise AppError(f"{path}: max_length: expected a token count >= 2 ([CLS] and [SEP]), got {max_length}")
+    windows = _windows(doc, task, path)
     shared = _names(doc, "tokenizer", path)
     if "tokenizer.json" not in shared and "vocab.txt" not in shared:
         raise AppError(f"{path}: tokenizer: lists no tokenizer.json or vocab.txt (the export's tokenizer files)")
@@ -221,4 +243,4 @@ def read_export(folder: str | Path) -> ExportFolder:
     return ExportFolder(folder=folder, task=task, labels=labels, input_names=tuple(i["name"] for i in inputs),
                         max_length=max_length,
                         artifacts=tuple(artifacts), recipe_name=str(recipe.get("name", folder.name)),
-                        shared_files=tuple(shared), digests=digests)
+                        shared_files=tuple(shared), digests=digests, windows=windows)

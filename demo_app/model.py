@@ -22,7 +22,7 @@ from demo_app.answers import best_span
 from demo_app.entities import decode_entities
 from demo_app.exportdir import TASK_OUTPUTS, AppError, ExportFolder, error_line, read_export
 from demo_app.runtimes import open_artifact
-from demo_app.textenc import Encoded, TextEncoder
+from demo_app.textenc import Encoded, TextEncoder, check_pair_windows
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,9 @@ class DemoModel:
                            f"it has {', '.join(self.runner.output_names)})")
         static = self.runner.shape
         self.max_length = min(export.max_length, static[1]) if static else export.max_length
+        if export.task == "question-answering":  # a static artifact may hold fewer tokens than max_length
+            check_pair_windows(self.max_length, export.windows["doc_stride"], export.windows["max_query_length"],
+                               str(self.artifact.path))
         self.encoder = TextEncoder(export.folder, self.max_length, self.runner.input_names)
         self._lock = threading.Lock()
 
@@ -163,19 +166,22 @@ class DemoModel:
                       model_ms=model_ms, total_ms=(done - began) * 1e3)
 
     def answer(self, question: str, context: str) -> Reply:
-        """The best span of ``context`` over all its windows (``answers.best_span``'s n-best
-        and answer-length defaults, edgekit's evaluation settings)."""
+        """The best span of ``context`` over all its windows, windowed and decoded with the
+        manifest's ``windows`` (the settings edgekit scored the export with)."""
         self.export.require("question-answering", "does not answer questions")
+        settings = self.export.windows
         with self._lock:
             began = time.perf_counter()
-            windows = self.encoder.pair_windows(question, context)
+            windows = self.encoder.pair_windows(question, context, settings["doc_stride"],
+                                                settings["max_query_length"])
             rows, model_ms = self._windows(windows.inputs)
             shape = windows.offsets.shape[:2]
             start, end = np.zeros(shape, dtype=np.float32), np.zeros(shape, dtype=np.float32)
             for w, row in enumerate(rows):
                 start[w, :len(row["start_logits"])] = row["start_logits"]
                 end[w, :len(row["end_logits"])] = row["end_logits"]
-            span = best_span(start, end, windows.offsets)
+            span = best_span(start, end, windows.offsets, n_best=settings["n_best"],
+                             max_answer_length=settings["max_answer_length"])
             done = time.perf_counter()
         found = span is not None
         return Reply(question=question, context=context, answer=context[span["start"]:span["end"]] if found else "",

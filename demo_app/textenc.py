@@ -10,8 +10,8 @@ text's tokens are split between words into windows that fit, each wrapped in the
 (``entities.word_windows``, the split edgekit evaluated on), so no word is lost. Question
 answering (``pair_windows``): ``[CLS] question [SEP] context [SEP]``, the question cut to
 ``max_query`` tokens, a long context split by the tokenizers library's overflow with
-``doc_stride`` context tokens repeated between windows (``qa_window_sizes``: edgekit's
-settings for the export's ``max_length``).
+``doc_stride`` context tokens repeated between windows (both from the manifest's ``windows``:
+the settings edgekit evaluated the export with).
 """
 
 from __future__ import annotations
@@ -25,17 +25,17 @@ import numpy as np
 from demo_app.entities import word_windows
 from demo_app.exportdir import AppError, error_line
 
-# edgekit.tasks.question_answering's settings (the manifest does not record them): BERT's SQuAD
-# doc stride and question cap, shrunk for a short max_length so most of a window is context.
-DOC_STRIDE, MAX_QUERY_LENGTH = 128, 64
 SPECIALS = 3  # [CLS] question [SEP] context [SEP]
 
 
-def qa_window_sizes(max_length: int) -> tuple[int, int]:
-    """(doc_stride, max_query) tokens for windows of ``max_length`` tokens: the question keeps at
-    most a quarter of a window, the stride at most half of the context's room."""
-    query = min(MAX_QUERY_LENGTH, max_length // 4)
-    return min(DOC_STRIDE, (max_length - SPECIALS - query) // 2), query
+def check_pair_windows(max_length: int, doc_stride: int, max_query: int, where: str) -> None:
+    """AppError (``where``: what has that ``max_length``) unless a window of ``max_length`` tokens
+    holds more context tokens than ``doc_stride`` after a ``max_query``-token question, so that
+    each next window moves on through the context."""
+    room = max_length - SPECIALS - max_query
+    if room <= doc_stride:
+        raise AppError(f"{where}: windows of {max_length} tokens leave {room} for the context after "
+                       f"edgekit.json's {max_query}-token question; expected more than its doc_stride {doc_stride}")
 
 
 @dataclass(frozen=True)
@@ -135,12 +135,10 @@ class TextEncoder:
             spans.append((first, first + b - a))
         return TokenWindows(inputs, spans, word_ids, [tuple(o) for o in enc.offsets[first:stop]], len(enc.ids))
 
-    def pair_windows(self, question: str, context: str) -> PairWindows:
-        """``[CLS] question [SEP] context [SEP]`` windows, token types 0 then 1."""
-        stride, max_query = qa_window_sizes(self.max_length)
-        if self.max_length - SPECIALS - max_query <= stride:
-            raise AppError(f"max_length {self.max_length} leaves no room for a context window after a "
-                           f"{max_query}-token question with a {stride}-token stride")
+    def pair_windows(self, question: str, context: str, stride: int, max_query: int) -> PairWindows:
+        """``[CLS] question [SEP] context [SEP]`` windows, token types 0 then 1, the question cut to
+        ``max_query`` tokens, consecutive windows sharing ``stride`` context tokens (sizes that
+        ``check_pair_windows`` passed)."""
         self._tok.no_truncation()
         asked = self._tok.encode(question, add_special_tokens=False)
         kept = min(len(asked.ids), max_query)

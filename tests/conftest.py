@@ -28,3 +28,18 @@ def tiny_config():
 
     return BertConfig(vocab_size=50, hidden_size=16, num_layers=2, num_heads=4, intermediate_size=32,
                       max_position_embeddings=32, pooling="mean")
+
+
+def _demo_export(name: str, builder: str):
+    """A session fixture ``name``: ``tests/demo_exports.py``'s ``builder``, built once per run."""
+    def build(tmp_path_factory):
+        import demo_exports
+
+        return getattr(demo_exports, builder)(tmp_path_factory)
+    return pytest.fixture(scope="session", name=name)(build)
+
+
+cls_export = _demo_export("cls_export", "classifier_export")
+enc_export = _demo_export("enc_export", "encoder_export")
+ner_exp = _demo_export("ner_exp", "ner_export")
+qa_exp = _demo_export("qa_exp", "qa_export")

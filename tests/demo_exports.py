@@ -1,28 +1,39 @@
-"""Tiny export folders for the demo app's tests, written by the real `edgekit export`.
+"""Tiny export folders for the demo app's tests, written by the real `edgekit export`, and what
+the demo test files share: the exports (session fixtures ``cls_export``, ``enc_export``,
+``ner_exp``, ``qa_exp`` in conftest.py, built once per run), texts, the app run as a user runs it
+(``app``, ``one_line_error``) and the server (``DemoServer``).
 
 The classifier is the random 3-label fixture (tests/fixtures/tiny-bert-cls) exported to
 dynamic TFLite fp32, static TFLite int8-dynamic, static ONNX fp32, OpenVINO fp32 and
 dynamic TFLite int8-full (int8 logits); the encoder is a random mean-pooled tiny BERT
 exported to TFLite fp32. The tagger and the question answerer are that fixture fine-tuned
-for a few seconds on a toy NER task (CoNLL: names of several sub-tokens are PER, ``cafe`` is
-LOC) and a toy SQuAD task (the answer is the one sentiment word of a context longer than one
-window), exported to the classifier's five targets. Each is built once per test session in
-pytest's base temporary folder and shared by the demo test files.
+for a few seconds on task_data's generated toy NER task (names of several sub-tokens are PER,
+``cafe`` is LOC) and toy SQuAD task (the answer is the one sentiment word of a context longer
+than one 32-token window), exported to the classifier's five targets. Each is built once per
+test session in pytest's base temporary folder and shared by the demo test files.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from conftest import REPO, TINY_CLS
-from toy_data import FILLER, NEGATIVE, POSITIVE, export_folder, write_recipe, write_toy_task
+from task_data import export_task, toy_ner_sentences, toy_squad, write_model
+from toy_data import export_folder, write_recipe, write_toy_task
 
 if str(REPO) not in sys.path:  # demo_app is a folder of the repository, not an installed package
     sys.path.insert(0, str(REPO))
+
+DEMO = REPO / "demo_app"
+FORBIDDEN = {"tensorflow", "tf_keras", "keras", "edgekit", "torch", "tflite_runtime"}  # never imported by the app
+TEXTS = ["the movie was great", "bad terrible cafe", "good , the cafe !", "the movie was bad ."]
+LONG = " ".join(["the"] * 30 + ["good"])  # 31 words -> 33 tokens with [CLS]/[SEP]; max_length is 16
+NER_TEXTS = ["bob zed was at the cafe", "the movie was great , kim", "!"]
+LONG_NER = " ".join(["ann zed , the cafe was good ."] * 4)  # 4 x 12 tokens (a ##n ##n z ##e ##d ...): 4 windows of 16
+QA_CONTEXT = "the movie was , the cafe was ! a b the movie was terrible . the cafe , the movie ! a b c"  # 2 windows
 
 CLASSIFIER_TARGETS = """export:
   seq_len: 16
@@ -90,86 +101,49 @@ model: {source: model, max_length: 32}
 data: {format: squad, train: squad.json, test: squad.json, train_articles: [0, 6], test_articles: [6, 8]}
 finetune: {epochs: 10, batch_size: 16, learning_rate: 0.003}
 """
-NAMES = ["bob", "ann", "tom", "kim"]  # b ##o ##b: several sub-tokens each in the tiny vocabulary
-SURNAME = "zed"
-
-
-def toy_ner_sentences(count: int, seed: int) -> list[list[tuple[str, str]]]:
-    """Sentences of 3-14 (word, IOB2 tag) pairs: names (PER, sometimes with the surname), cafe (LOC)."""
-    rng = np.random.default_rng(seed)
-    sentences = []
-    for _ in range(count):
-        words = []
-        while len(words) < int(rng.integers(3, 15)):
-            pick = rng.random()
-            if pick < 0.2:
-                words.append((str(rng.choice(NAMES)), "B-PER"))
-                if rng.random() < 0.5:
-                    words.append((SURNAME, "I-PER"))
-            elif pick < 0.3:
-                words.append(("cafe", "B-LOC"))
-            else:
-                words.append((str(rng.choice(FILLER + POSITIVE + NEGATIVE)), "O"))
-        sentences.append(words)
-    return sentences
-
-
-def _train_and_export(recipe: Path, out: Path) -> None:
-    """The real ``edgekit export RECIPE`` (its finetune stage first, cached next to the recipe)."""
-    from click.testing import CliRunner
-
-    from edgekit.cli import main
-
-    result = CliRunner().invoke(main, ["export", str(recipe), "--out", str(out), "--threads", "1", "--quiet",
-                                       "--cache", str(recipe.parent / "cache")])
-    assert result.exit_code == 0, result.output
 
 
 def ner_export(tmp_path_factory) -> Path:
     out = tmp_path_factory.getbasetemp() / "demo-ner-export"
     if not (out / "edgekit.json").is_file():
         folder = tmp_path_factory.mktemp("demo-toy-ner")
-        write_toy_task(folder, train=1, test=1)  # the tiny model without dropout, as model/
+        write_model(folder)
         for name, count, seed in (("train", 256, 0), ("test", 48, 1)):
             (folder / f"{name}.txt").write_text("".join("".join(f"{w} {t}\n" for w, t in s) + "\n"
                                                         for s in toy_ner_sentences(count, seed)))
         recipe = folder / "ner.yaml"
         recipe.write_text(NER_RECIPE + CLASSIFIER_TARGETS)
-        _train_and_export(recipe, out)
+        export_task(recipe, out)
     return out
-
-
-def toy_squad(articles: int, seed: int) -> dict:
-    """SQuAD v1.1 JSON: contexts of 14-30 filler words (several windows of 32 tokens with the
-    question) holding one sentiment word, which is the answer to every question on them."""
-    rng = np.random.default_rng(seed)
-    data = []
-    for a in range(articles):
-        paragraphs = []
-        for p in range(4):
-            words = [str(w) for w in rng.choice(FILLER + ["a", "b", "cafe"], size=int(rng.integers(14, 31)))]
-            at = int(rng.integers(len(words)))
-            words[at] = str(rng.choice(POSITIVE + NEGATIVE))
-            context = " ".join(words)
-            start = len(" ".join(words[:at])) + (1 if at else 0)
-            qas = [{"id": f"a{a}p{p}q{k}", "question": question,
-                    "answers": [{"text": words[at], "answer_start": start}]}
-                   for k, question in enumerate(["what was it ?", "was the movie good or bad ?"])]
-            paragraphs.append({"context": context, "qas": qas})
-        data.append({"title": f"toy {a}", "paragraphs": paragraphs})
-    return {"version": "1.1", "data": data}
 
 
 def qa_export(tmp_path_factory) -> Path:
     out = tmp_path_factory.getbasetemp() / "demo-qa-export"
     if not (out / "edgekit.json").is_file():
         folder = tmp_path_factory.mktemp("demo-toy-qa")
-        write_toy_task(folder, train=1, test=1)  # the tiny model without dropout, as model/
+        write_model(folder)
         (folder / "squad.json").write_text(json.dumps(toy_squad(8, 2)))
         recipe = folder / "qa.yaml"
         recipe.write_text(QA_RECIPE + CLASSIFIER_TARGETS.replace("seq_len: 16", "seq_len: 32"))
-        _train_and_export(recipe, out)
+        export_task(recipe, out)
     return out
+
+
+
+
+def app(*args, stdin: str | None = None, importtime: bool = False) -> subprocess.CompletedProcess:
+    """The demo app as a user runs it: ``python -I demo_app ...`` (no PYTHONPATH, no cwd on sys.path)."""
+    flags = ["-X", "importtime"] if importtime else []
+    return subprocess.run([sys.executable, "-I", *flags, str(DEMO), *map(str, args)], input=stdin,
+                          capture_output=True, text=True, timeout=300, cwd="/")
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    """The one ``demo_app: ...`` line of a command that failed with status 1 (no traceback)."""
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("demo_app: ")]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
 
 
 class DemoServer:
@@ -177,8 +151,6 @@ class DemoServer:
     from the environment); ``stderr`` collects its import log, read by the isolation test."""
 
     def __init__(self, export: Path, log: Path, *extra: str):
-        import subprocess
-
         self.log = log
         self._stderr = log.open("w")
         self.process = subprocess.Popen(

@@ -67,7 +67,10 @@ def test_snippet_names_exist_in_every_tasks_artifacts(exports):
         for task, folder in exports.items():
             if (asset, task) != ("labels.txt", "answerer"):
                 assert (folder / source).is_file(), f"README asset {asset} comes from {source}, not in {task}'s export"
-    assert set(re.findall(r'getInt\("(\w+)"\)', KOTLIN)) == {"max_length"}
+    windows = {"doc_stride", "max_query_length", "max_answer_length", "n_best"}
+    assert set(re.findall(r'getInt\("(\w+)"\)', KOTLIN)) == {"max_length"} | windows
+    assert re.findall(r'getJSONObject\("(\w+)"\)', KOTLIN) == ["windows"]
+    assert set(json.loads((exports["answerer"] / "edgekit.json").read_text())["windows"]) == windows
     assert set(re.findall(r'vocab\.getValue\("([^"]+)"\)', KOTLIN)) == {"[CLS]", "[SEP]", "[UNK]", "[PAD]"}
     [signature] = set(re.findall(r'"(serving_\w+|\w+_default)"', KOTLIN))
     inputs = dict(re.findall(r'"(\w+)" to arrayOf\((IntArray|FloatArray)\(', MODEL))
@@ -170,7 +173,8 @@ class KotlinModel:
         self.vocab = {token: i for i, token in enumerate((folder / "vocab.txt").read_text().splitlines())}
         self.runner = Interpreter(model_path=str(folder / artifact)).get_signature_runner("serving_default")
         self.fixed = int(self.runner.get_input_details()["input_ids"]["shape_signature"][-1])
-        max_length = json.loads((folder / "edgekit.json").read_text())["max_length"]
+        self.manifest = json.loads((folder / "edgekit.json").read_text())
+        max_length = self.manifest["max_length"]
         self.limit = min(max_length, self.fixed) if self.fixed > 0 else max_length
 
     def pieces(self, text: str):
@@ -253,10 +257,12 @@ def kotlin_entities(model: KotlinModel, tags: list[str], text: str) -> list[dict
     return found
 
 
-def kotlin_answer(model: KotlinModel, question: str, context: str, n_best: int = 20, max_answer_length: int = 30):
+def kotlin_answer(model: KotlinModel, question: str, context: str):
     """``QuestionAnswerer.answer``: (start, end, score) or None."""
-    max_query = min(64, model.limit // 4)
-    stride = min(128, (model.limit - 3 - max_query) // 2)
+    windows = model.manifest["windows"]
+    max_query, stride = windows["max_query_length"], windows["doc_stride"]
+    n_best, max_answer_length = windows["n_best"], windows["max_answer_length"]
+    assert model.limit - 3 - max_query > stride
     asked = [p[0] for p in model.pieces(question)][:max_query]
     pieces = model.pieces(context)
     room = model.limit - 3 - len(asked)

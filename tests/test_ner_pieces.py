@@ -216,7 +216,7 @@ def test_encode_words_splits_a_sentence_and_labels_first_sub_tokens(minilm):
                                               [IGNORE, 3, 0, 0, IGNORE]]
     assert [x.tolist() for x in w.word_index] == [[-1, 0, 1, -1, -1], [-1, 2, 3, 4, -1], [-1, 0, 1, 2, -1]]
     assert all(t.tolist() == [0] * 5 and t.dtype == np.int32 for t in w.type_ids)
-    assert w.sentence.tolist() == [0, 0, 1] and w.split_sentences == 1 and w.num_words.tolist() == [5, 3]
+    assert w.sentence.tolist() == [0, 0, 1] and w.windowed == 1 and w.num_words.tolist() == [5, 3]
     assert encode_words(minilm, sentences, max_length=8).labels is None
 
 

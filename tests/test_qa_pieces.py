@@ -15,9 +15,11 @@ from edgekit.data.squad import QADataset, read_squad
 from edgekit.errors import DataError
 from edgekit.ondevice.answers import best_span
 from edgekit.tasks.qa_windows import encode_questions, predict_answers
+from edgekit.tasks.question_answering import MAX_ANSWER_LENGTH, N_BEST, QuestionAnswering, windows
 from edgekit.tasks.squad_metric import exact_match, f1, normalize_answer, squad_scores
 
 SQUAD_DEV = Path("/work/shared/data/squad/dev-v1.1.json")
+DECODE = {"n_best": N_BEST, "max_answer_length": MAX_ANSWER_LENGTH}  # best_span's keywords as edgekit scores
 CONTEXT = "Denver beat Carolina 24-10 in Santa Clara."
 SMALL = {"version": "1.1", "data": [
     {"title": "A", "paragraphs": [{"context": CONTEXT, "qas": [
@@ -192,19 +194,19 @@ def test_best_span_skips_an_end_before_its_start():
     offsets = _offsets(8, range(3, 8))
     start = np.array([[0, 0, 0, .5, 0, 0, 5, 0.]])  # best start (6) is after the best end (4)
     end = np.array([[0, 0, 0, 0, 6, 0, 0, 2.]])
-    assert best_span(start, end, offsets) == {"start": 60, "end": 75, "score": 7.0, "window": 0}
+    assert best_span(start, end, offsets, **DECODE) == {"start": 60, "end": 75, "score": 7.0, "window": 0}
     # with only the top start and end paired, (6, 4) is the only pair and it is refused
-    assert best_span(start, end, offsets, n_best=1) is None
+    assert best_span(start, end, offsets, **{**DECODE, "n_best": 1}) is None
 
 
 def test_best_span_stays_in_the_context_and_under_the_length_limit():
     offsets = _offsets(10, range(4, 9))  # tokens 0-3 question and specials, 9 padding
     start = np.array([[9, 8, 0, 0, 3, 0, 0, 0, 0, 9.]])  # the question and the padding score highest
     end = np.array([[0, 0, 0, 0, 0, 0, 2, 0, 4, 9.]])
-    assert best_span(start, end, offsets) == {"start": 40, "end": 85, "score": 7.0, "window": 0}
+    assert best_span(start, end, offsets, **DECODE) == {"start": 40, "end": 85, "score": 7.0, "window": 0}
     # 4..8 is 5 tokens; at most 3: the best is start 4 with end 6
-    assert best_span(start, end, offsets, max_answer_length=3) == {"start": 40, "end": 65, "score": 5.0,
-                                                                    "window": 0}
+    assert best_span(start, end, offsets, **{**DECODE, "max_answer_length": 3}) == {"start": 40, "end": 65,
+                                                                                     "score": 5.0, "window": 0}
 
 
 def test_best_span_over_two_windows():
@@ -212,11 +214,12 @@ def test_best_span_over_two_windows():
     offsets[1, 2:5] += 30  # window 1 starts 3 tokens further into the context
     start = np.array([[0, 0, 2, 0, 0, 0], [0, 0, 0, 3, 0, 9.]])
     end = np.array([[0, 0, 0, 2, 0, 0], [0, 0, 0, 0, 2, 0.]])
-    assert best_span(start, end, offsets) == {"start": 60, "end": 75, "score": 5.0, "window": 1}
-    assert best_span(start[:1], end[:1], offsets[:1]) == {"start": 20, "end": 35, "score": 4.0, "window": 0}
-    assert best_span(start, end, np.full((2, 6, 2), -1)) is None
+    assert best_span(start, end, offsets, **DECODE) == {"start": 60, "end": 75, "score": 5.0, "window": 1}
+    assert best_span(start[:1], end[:1], offsets[:1], **DECODE) == {"start": 20, "end": 35, "score": 4.0,
+                                                                     "window": 0}
+    assert best_span(start, end, np.full((2, 6, 2), -1), **DECODE) is None
     with pytest.raises(ValueError, match=r"offsets \[W, S, 2\]"):
-        best_span(start, end, offsets[:, :5])
+        best_span(start, end, offsets[:, :5], **DECODE)
 
 
 def test_answers_module_runs_without_edgekit():
@@ -288,7 +291,7 @@ def test_real_windows_decode_to_gold_answers(tokenizer, max_length, stride, quer
         q, spans = w.example[i], w.offsets[i]
         text = ds.contexts[q][spans[w.start_positions[i], 0]:spans[w.end_positions[i], 1]]
         assert normalize_answer(text) in {normalize_answer(t) for t in ds.answers[q]}
-    answers = predict_answers(w, ds, *_oracle_logits(w))
+    answers = predict_answers(w, ds, *_oracle_logits(w), **DECODE)
     assert squad_scores(answers, ds) == {"exact_match": 1.0, "f1": 1.0}
 
 
@@ -306,10 +309,25 @@ def test_predict_answers_checks_shapes(tokenizer, tmp_path):
     ds = read_squad(write(tmp_path))
     w = encode_questions(tokenizer, ds, 32, 8, 8)
     start, end = _oracle_logits(w)
-    assert predict_answers(w, ds, start, end) == {"q1": "Denver", "q2": "Santa Clara", "q3": "France"}
+    assert predict_answers(w, ds, start, end, **DECODE) == {"q1": "Denver", "q2": "Santa Clara", "q3": "France"}
     # "Santa Clara" is 2 tokens; at most 1: "Santa" (10 + 0) and "Clara" (0 + 10) tie, the earlier wins
-    assert predict_answers(w, ds, start, end, max_answer_length=1) == {"q1": "Denver", "q2": "Santa",
-                                                                         "q3": "France"}
+    assert predict_answers(w, ds, start, end, **{**DECODE, "max_answer_length": 1}) == {
+        "q1": "Denver", "q2": "Santa", "q3": "France"}
     longest = max(len(i) for i in w.ids)
     with pytest.raises(ValueError, match=rf"expected start and end logits \[3, >= {longest}\]"):
-        predict_answers(w, ds, start[:, :longest - 1], end[:, :longest - 1])
+        predict_answers(w, ds, start[:, :longest - 1], end[:, :longest - 1], **DECODE)
+
+
+@pytest.mark.parametrize("max_length, stride, query", [(384, 128, 64), (128, 46, 32), (64, 22, 16), (32, 10, 8)])
+def test_window_settings_shrink_for_short_windows_and_are_what_features_use(tokenizer, max_length, stride, query):
+    """BERT's 128-token stride and 64-token question for 384-token windows; shorter windows keep
+    at most a quarter for the question and share at most half of the context's room."""
+    assert windows(max_length) == {"doc_stride": stride, "max_query_length": query, **DECODE}
+    long_question = " ".join(["which"] * 70)  # 70 tokens: cut to the query cap
+    context = " ".join(f"w{i}" for i in range(400))
+    ds = QADataset(("a", "b"), ("what?", long_question), (context,) * 2, ((),) * 2, ((),) * 2, (0, 0), "hand")
+    w = QuestionAnswering().features(ds, tokenizer, max_length, ("input_ids",)).meta
+    assert max(int((t == 0).sum()) for t in w.type_ids) == query + 2  # [CLS] question [SEP]
+    shared = [len(set(_context_tokens(w, i - 1)) & set(_context_tokens(w, i)))
+              for i in range(1, len(w)) if w.example[i] == w.example[i - 1]]
+    assert shared and set(shared) == {stride}

@@ -110,6 +110,25 @@ def test_a_pair_classifier_reads_its_second_segment_in_every_runtime(pair_export
     assert not np.allclose(paired.logits, joined.logits)  # token types 1 on the pair: not one text
 
 
+def test_the_bench_feeds_a_pair_classifier_both_texts_as_its_evaluation_does(pair_export):
+    from tokenizers import Tokenizer
+
+    from edgekit.ondevice import bench as ondevice
+
+    folder, out = pair_export
+    manifest = ondevice.read_manifest(out)
+    texts, source = ondevice.natural_texts(manifest, out)
+    rows = [line.split("\t") for line in (folder / "test.tsv").read_text().splitlines()[1:]]
+    assert source == "test.tsv" and texts == [(first, second) for first, second, _ in rows]
+    samples, info = ondevice.make_inputs(out, manifest, "natural", (texts, source), ondevice.load_tokenizer(out))
+    backend = Tokenizer.from_file(str(out / "tokenizer.json"))
+    backend.enable_truncation(24)
+    encodings = [backend.encode(a, b) for a, b in texts]
+    assert info["pairs"] and "64 text pairs" in info["source"]
+    assert [s["token_type_ids"].tolist() for s in samples] == [[e.type_ids] for e in encodings]
+    assert [s["input_ids"].tolist() for s in samples] == [[e.ids] for e in encodings]
+
+
 # --- tiny NER and QA through every format ---
 
 TARGETS = ("export:\n  seq_len: {seq}\n  targets:\n    - {{format: tflite, precision: fp32}}\n"
@@ -143,6 +162,11 @@ def test_a_tiny_tagger_keeps_its_entity_f1_in_every_runtime(ner_export):
         if artifact["precision"] == "fp32":
             assert m["f1"] == reference["f1"] and m["agreement"] == 1.0, (artifact["path"], m)
     assert (ner_export / "labels.txt").read_text().split() == list(manifest["labels"])
+    ev = manifest["evaluation"]  # sentences split into windows are counted, never cut silently
+    assert ev["windows"] >= ev["examples"] + ev["windowed"] and ev["windows"] > 0
+    report = (ner_export / "report.md").read_text()
+    assert f"({ev['examples']} texts in {ev['windows']} windows; {ev['windowed']} needed more than one)" in report
+    assert f"| f1 | {reference['f1']:.4f} | +0.0000 |" in report  # the task's headline metric, not agreement
 
 
 def test_a_tiny_reader_keeps_its_squad_scores_in_every_runtime(qa_export):

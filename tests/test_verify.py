@@ -20,19 +20,11 @@ import pytest
 from click.testing import CliRunner
 
 from test_bench import FAST, _script
-from toy_data import toy_export
+from toy_data import THREE_RUNTIMES, toy_export
 from edgekit.bench.artifact import BUNDLED_TEXTS
 from edgekit.cli import main
 from edgekit.ondevice import bench as ondevice
 
-BODY = """export:
-  seq_len: 16
-  targets:
-    - {format: tflite, precision: fp32, shapes: static}
-    - {format: onnx, precision: fp32}
-    - {format: openvino, precision: fp32}
-evaluation: {split: test}
-"""
 FIX = "re-export, or pass --no-verify"
 TRICKY = ["Café déjà vu — naïve façade!", "日本語のテキスト、中文字符。", "emoji 😀 and \u200b zero\u00a0width\ttab\x0bvt\x85",
           "[MASK] is the capital of France.", "x" * 150, "supercalifragilisticexpialidocious", "İstanbul ǅ ß ﬁ",
@@ -42,7 +34,7 @@ TRICKY = ["Café déjà vu — naïve façade!", "日本語のテキスト、中
 
 @pytest.fixture(scope="module")
 def export(tmp_path_factory):
-    return toy_export(tmp_path_factory, BODY)
+    return toy_export(tmp_path_factory, THREE_RUNTIMES)
 
 
 @pytest.fixture

@@ -11,6 +11,14 @@ import numpy as np
 from conftest import TINY_CLS
 
 FILLER = ["the", "movie", "was", "cafe", "!", ".", ","]
+THREE_RUNTIMES = """export:
+  seq_len: 16
+  targets:
+    - {format: tflite, precision: fp32, shapes: static}
+    - {format: onnx, precision: fp32}
+    - {format: openvino, precision: fp32}
+evaluation: {split: test}
+"""  # a recipe body: one fp32 artifact per runtime
 POSITIVE, NEGATIVE = ["great", "good"], ["bad", "terrible"]
 
 

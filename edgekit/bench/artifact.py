@@ -132,6 +132,20 @@ def bench_artifact(path: str | Path, s: BenchSettings) -> dict:
     return doc
 
 
+def _runs(folder: Path, manifest: dict, s: BenchSettings) -> list:
+    """(manifest row, file to run) of every artifact of ``folder``."""
+    edgetpu = s.accelerator == "libedgetpu.so.1"
+    return [(entry, ondevice.artifact_file(folder, entry, edgetpu)) for entry in manifest["artifacts"]]
+
+
+def folder_inputs(folder: str | Path, s: BenchSettings) -> tuple:
+    """(samples, inputs summary) that ``bench_folder`` feeds every artifact of ``folder``: batch-1
+    int32 [1, tokens] arrays by input name; for tables of the inputs beyond the summary's (e.g. a median)."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    return _inputs(folder, manifest, _runs(folder, manifest, s), s)
+
+
 def bench_folder(folder: str | Path, s: BenchSettings) -> dict:
     """Benchmark every artifact in an export folder's manifest and, when the files were verified,
     update its ``latency_ms`` (unverified files may not be the ones the manifest describes)."""
@@ -143,8 +157,7 @@ def bench_folder(folder: str | Path, s: BenchSettings) -> dict:
     if problems:  # found before measuring, not when the reports are rewritten after it
         raise ModelLoadError(f"{folder / ondevice.MANIFEST}: {problems[0]} (the reports are rewritten from it; "
                              "re-export, or pass --no-verify to leave them)")
-    edgetpu = s.accelerator == "libedgetpu.so.1"
-    runs = [(entry, ondevice.artifact_file(folder, entry, edgetpu)) for entry in manifest["artifacts"]]
+    runs = _runs(folder, manifest, s)
     samples, inputs = _inputs(folder, manifest, runs, s)
     results = [_measure(manifest, entry, path, s, samples, inputs) for entry, path in runs]
     if s.verify:

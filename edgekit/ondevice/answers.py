@@ -1,7 +1,9 @@
 """Extractive QA decoding: the best answer span from start/end logits, numpy only.
 
 Runs on the device as-is (no edgekit import, Python >= 3.9): a demo app tokenizes the question
-and context into windows, runs the model, and calls ``best_span`` on that question's windows.
+and context into windows, runs the model, and calls ``best_span`` on that question's windows
+with the ``n_best`` and ``max_answer_length`` of the export's ``edgekit.json`` (``windows``), the
+settings its artifacts were scored with.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def best_span(start_logits, end_logits, offsets, *, n_best: int = 20, max_answer_length: int = 30):
+def best_span(start_logits, end_logits, offsets, *, n_best: int, max_answer_length: int):
     """The highest-scoring answer span over the windows of one question, or None.
 
     ``start_logits``, ``end_logits``: float [W, S] (W windows of S tokens, padding included);

@@ -353,13 +353,20 @@ def _read_text(path: Path) -> str:
         raise BenchError(f"{path}: cannot read texts ({err.strerror or err})") from None
 
 
-def read_texts(path: Path, column: str = "sentence") -> list:
-    """Texts from a .tsv (the named column, or the first) or a one-text-per-line file."""
+def read_texts(path: Path, column: str = "sentence", pair_column=None) -> list:
+    """Texts from a .tsv (the named column, or the first) or a one-text-per-line file; with a
+    ``pair_column`` (a sentence-pair classifier's), (text, pair) tuples from a .tsv with both."""
     lines = [line for line in _read_text(path).splitlines() if line.strip()]
     head = lines[0].split("\t") if lines else []
     index = head.index(column) if column in head else 0
-    rows = lines[1:] if column in head else lines
-    texts = [row.split("\t")[index] for row in rows if len(row.split("\t")) > index][:MAX_TEXTS]
+    rows = [row.split("\t") for row in (lines[1:] if column in head else lines)]
+    if pair_column is not None:
+        if pair_column not in head:
+            raise BenchError(f"{path}: no {pair_column} column (the export's text_pair_column)")
+        j = head.index(pair_column)
+        texts = [(f[index], f[j]) for f in rows if len(f) > max(index, j)][:MAX_TEXTS]
+    else:
+        texts = [f[index] for f in rows if len(f) > index][:MAX_TEXTS]
     if not texts:
         raise BenchError(f"{path}: no texts")
     return texts
@@ -435,25 +442,39 @@ def _articles(value):
     return tuple(value) if ints else None
 
 
+def _pair_column(manifest: dict):
+    """A sentence-pair classifier's second text column (``data.text_pair_column``), else None."""
+    column = _object(_object(manifest.get("recipe")).get("data")).get("text_pair_column")
+    return column if manifest.get("task") == "text-classification" and isinstance(column, str) else None
+
+
+def paired(manifest: dict) -> bool:
+    """Whether the export reads text pairs (question/context, or a pair classifier's two texts)."""
+    return manifest.get("task") in PAIRED or _pair_column(manifest) is not None
+
+
 def natural_texts(manifest: dict, folder: Path, explicit: Path | None = None,
                   fallbacks: tuple = ()) -> tuple:
     """(texts, source): ``explicit``, else the export's evaluation texts (a tsv column, a CoNLL
     file's sentences, a SQuAD file's questions), else ``fallbacks``. For a task in ``PAIRED`` the
-    texts are (question, context) pairs, from ``explicit`` or the SQuAD file only."""
+    texts are (question, context) pairs, from ``explicit`` or the SQuAD file only; for a pair
+    classifier (text, pair) tuples from ``explicit`` (first<TAB>second lines) or its tsv."""
     pairs = manifest.get("task") in PAIRED
+    pair_column = _pair_column(manifest)
     if explicit is not None:
-        return (read_pairs(explicit) if pairs else read_texts(explicit)), Path(explicit).name
+        return (read_pairs(explicit) if pairs or pair_column else read_texts(explicit)), Path(explicit).name
     data = _object(_object(manifest.get("recipe")).get("data"))  # keys no reader needs: a hand edit may break them
     split = str(_object(manifest.get("evaluation")).get("split", "test"))
     file, kind = data.get(split), data.get("format")
     column = data.get("text_column") if isinstance(data.get("text_column"), str) else "sentence"
-    readers = {"tsv": lambda p: read_texts(p, column), "conll": read_conll_texts,
+    readers = {"tsv": lambda p: read_texts(p, column, pair_column), "conll": read_conll_texts,
                "squad": lambda p: read_squad_pairs(p, _articles(data.get(f"{split}_articles")))}
     own = Path(file) if isinstance(file, str) and file and kind in readers and (kind == "squad") == pairs else None
     if own is not None and own.is_file():
         return readers[kind](own), own.name
-    if pairs:
-        raise BenchError(f"{manifest['task']} needs question/context pairs and the export's evaluation file "
+    if pairs or pair_column is not None:
+        kind = "question/context" if pairs else "text"
+        raise BenchError(f"{manifest['task']} needs {kind} pairs and the export's evaluation file "
                          f"({file if isinstance(file, str) else 'none'}) is not here; pass --texts FILE of "
                          "question<TAB>context lines (the on-device script)")
     for path in [Path(folder) / TEXTS_FILE, *fallbacks]:
@@ -702,7 +723,7 @@ def make_inputs(folder: Path, manifest: dict, seq_len, texts: tuple | None = Non
     (texts, source); (question, context) pairs are encoded as one input, the context's token
     type 1 (``info["pairs"]``)."""
     names = [i["name"] for i in manifest["inputs"]]
-    limit, pairs = manifest["max_length"], manifest["task"] in PAIRED and tokenizer is not None
+    limit, pairs = manifest["max_length"], paired(manifest) and tokenizer is not None
     low = 3 if pairs else 2  # a pair's three specials
     if seq_len != "natural" and not low <= seq_len <= limit:
         raise BenchError(f"--seq-len {seq_len}: expected {low}..{limit} (the export's max_length)")
@@ -719,13 +740,14 @@ def make_inputs(folder: Path, manifest: dict, seq_len, texts: tuple | None = Non
     elif seq_len == "natural":
         samples = [_sample(*(tokenizer.encode(t[0], limit, t[1]) if pairs else tokenizer.encode(t, limit)), names)
                    for t in texts[0]]
-        what = "question/context pairs" if pairs else "texts"
+        what = ("question/context" if manifest["task"] in PAIRED else "text") + " pairs" if pairs else "texts"
         source = f"{texts[1]} ({len(samples)} {what}) tokenized by {tokenizer.name}"
     else:
         encoded = _fixed_length(texts[0], tokenizer, seq_len)
         if encoded is None:
             raise BenchError(f"{texts[1]}: too little text for {seq_len} tokens")
-        what = " (its first question, every context)" if pairs else ""
+        what = "" if not pairs else (" (its first question, every context)" if manifest["task"] in PAIRED
+                                     else " (its first text, every second text)")
         samples, source = [_sample(*encoded, names)], (f"{texts[1]}{what} tokenized by {tokenizer.name}, "
                                                       f"first {seq_len} tokens")
     counts = [s[names[0]].shape[1] for s in samples]

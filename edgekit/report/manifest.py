@@ -6,7 +6,11 @@ bench`` updates ``latency_ms``. The evaluation gate's verdict is stored per arti
 (``edgekit_manifest``) holds ``digests``: size and sha256 of every file that a reader loads (each
 artifact's files, the tokenizer files, labels.txt), which bench and check verify before loading;
 version 3 replaced the single ``output`` with the ``outputs`` list. The reader, shared with the
-on-device script, refuses other versions.
+on-device script, refuses other versions. A question-answering export also writes ``windows``:
+the ``doc_stride``, ``max_query_length`` (tokens), ``max_answer_length`` (tokens) and ``n_best``
+its windows and answers were evaluated with (``tasks.question_answering.windows``), which an app
+that windows reads rather than recomputes (the demo app refuses a QA manifest without them; the
+on-device script, which does not window, needs none).
 """
 
 from __future__ import annotations
@@ -97,6 +101,9 @@ def gate(artifact: dict, reference: dict, evaluation: EvaluationSection) -> list
 def build_manifest(exporter, artifacts: list, facts: dict, folder: Path) -> dict:
     """The manifest dict: versions, recipe, task, labels, input spec, model facts, artifacts and
     the digests of their files, the tokenizer files and labels.txt in ``folder``."""
+    from edgekit.config.enums import Task
+    from edgekit.tasks.question_answering import windows
+
     recipe, config = exporter.recipe, exporter.pretrained.config
     reference = exporter.reference_metrics()
     rows = []
@@ -115,12 +122,21 @@ def build_manifest(exporter, artifacts: list, facts: dict, folder: Path) -> dict
         "inputs": [{"name": n, "dtype": "int32", "shape": ["batch", "sequence"]} for n in exporter.names],
         "outputs": [o.to_json() for o in exporter.outputs],
         "max_length": exporter.max_length,
+        **({"windows": windows(exporter.max_length)} if config.task == Task.QUESTION_ANSWERING.value else {}),
         "evaluation": {"split": recipe.evaluation.split, "examples": len(exporter.evaluation),
-                       "fp32_tensorflow": reference, "gate": recipe.evaluation.gate.value},
+                       **_windows(exporter.data), "fp32_tensorflow": reference,
+                       "gate": recipe.evaluation.gate.value},
         **facts,
         "digests": {name: ondevice.file_digest(folder / name) for name in sorted(set(names))},
         "artifacts": rows,
     }
+
+
+def _windows(data) -> dict:
+    """Tasks that split long texts into model windows: how many windows, and how many texts
+    needed more than one (never cut silently)."""
+    windowed = getattr(data.meta, "windowed", None)
+    return {} if windowed is None else {"windows": len(data), "windowed": int(windowed)}
 
 
 def write_reports(folder: Path, manifest: dict) -> None:

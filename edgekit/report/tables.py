@@ -4,22 +4,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgekit import tasks
+
 
 def _score(manifest: dict, artifact: dict) -> tuple[str, float | None, float | None]:
     """(metric name, value, Δ vs the fp32 TensorFlow model) for the report."""
     ref = manifest["evaluation"]["fp32_tensorflow"]
     m = artifact.get("metrics") or {}
-    for key in ("accuracy", "agreement", "cosine_mean"):
+    for key in tasks.get(manifest["task"]).metrics:  # the task's headline metric first
         if key in m:
             return key, m[key], m[key] - ref[key] if key in ref else None
     return "", None, None
 
 
+def _split(evaluation: dict) -> str:
+    if "windows" not in evaluation:
+        return ""
+    return f" in {evaluation['windows']} windows; {evaluation['windowed']} needed more than one"
+
+
 def write_markdown(path: Path, manifest: dict) -> None:
     ev = manifest["evaluation"]
     lines = [f"# edgekit export: {manifest['recipe']['name']}", "",
-             f"Task {manifest['task']}; evaluated on the `{ev['split']}` split ({ev['examples']} texts) with each "
-             f"artifact's own runtime; latency: batch 1, p50 (how it was taken: below the table).", "",
+             f"Task {manifest['task']}; evaluated on the `{ev['split']}` split ({ev['examples']} texts{_split(ev)}) "
+             f"with each artifact's own runtime; latency: batch 1, p50 (how it was taken: below the table).", "",
              "| format | precision | status | size MB | metric | value | Δ vs fp32 TF | p50 ms | runtime |",
              "|---|---|---|---|---|---|---|---|---|"]
     for a in manifest["artifacts"]:

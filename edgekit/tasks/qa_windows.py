@@ -19,8 +19,7 @@ import numpy as np
 from edgekit.data.squad import QADataset
 from edgekit.models.tokenizer import TextTokenizer
 from edgekit.ondevice.answers import best_span
-
-SPECIALS = 3  # [CLS] question [SEP] context [SEP]
+from edgekit.tasks.question_answering import SPECIALS
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -43,8 +42,9 @@ class QAWindows:
 
 
 def encode_questions(tokenizer: TextTokenizer, dataset: QADataset, max_length: int, doc_stride: int,
-                     max_query_length: int = 64) -> QAWindows:
-    """Every question of ``dataset`` as one or more windows of at most ``max_length`` tokens."""
+                     max_query_length: int) -> QAWindows:
+    """Every question of ``dataset`` as one or more windows of at most ``max_length`` tokens
+    (``question_answering.windows`` has the settings for ``max_length``)."""
     room = max_length - SPECIALS - max_query_length  # context tokens a window holds at least
     if max_query_length < 1 or doc_stride < 0 or room <= doc_stride:
         raise ValueError(f"max_length {max_length} leaves {room} context tokens after a {max_query_length}-token "

@@ -1,7 +1,8 @@
 """``question-answering`` (extractive, SQuAD v1.1). Head: ``qa_outputs`` on every token ->
 ``start_logits``, ``end_logits`` [B, S]. Question and context are a pair (token types 0, 1); a
 context longer than ``max_length`` becomes overlapping windows (``doc_stride`` tokens shared),
-and the answer is the best span over every window's n-best starts and ends. Metrics: SQuAD's
+and the answer is the best span over every window's n-best starts and ends (``windows``: the
+settings, which an export records in its manifest for the apps that window). Metrics: SQuAD's
 ``exact_match`` and ``f1`` (official normalisation) and ``agreement``: the share of questions
 answered with the fp32 model's answer."""
 
@@ -13,6 +14,18 @@ from edgekit.tasks.sentence import soft_cross_entropy
 
 DOC_STRIDE, MAX_QUERY_LENGTH, MAX_ANSWER_LENGTH, N_BEST = 128, 64, 30, 20  # BERT's SQuAD settings
 SPLITS = ("train", "validation", "test")
+SPECIALS = 3  # [CLS] question [SEP] context [SEP]
+
+
+def windows(max_length: int) -> dict[str, int]:
+    """The windowing and decoding settings (tokens; ``n_best`` spans per window) for windows of
+    ``max_length`` tokens: BERT's SQuAD settings, the question cut to at most a quarter of a
+    window and the stride to at most half of the context's room, so a short export still gives
+    most of a window to the context (384: stride 128, question 64; 64: 22 and 16). An export
+    writes them as its manifest's ``windows``, for the apps that window and decode."""
+    query = min(MAX_QUERY_LENGTH, max_length // 4)
+    return {"doc_stride": min(DOC_STRIDE, (max_length - SPECIALS - query) // 2), "max_query_length": query,
+            "max_answer_length": MAX_ANSWER_LENGTH, "n_best": N_BEST}
 
 
 class QuestionAnswering(TaskSpec):
@@ -33,18 +46,15 @@ class QuestionAnswering(TaskSpec):
                                  max_examples=section.max_examples)
                 for name in SPLITS if getattr(section, name) is not None}
 
-    def features(self, dataset, tokenizer, max_length, input_names, *, doc_stride: int = DOC_STRIDE,
-                 max_query_length: int = MAX_QUERY_LENGTH):
+    def features(self, dataset, tokenizer, max_length, input_names):
         from edgekit.tasks.qa_windows import encode_questions
         from edgekit.train.batching import TokenizedDataset
 
-        query = min(max_query_length, max_length // 4)  # short exports still leave most of a window to the context
-        stride = min(doc_stride, (max_length - 3 - query) // 2)
-        windows = encode_questions(tokenizer, dataset, max_length, stride, query)
-        return TokenizedDataset(windows.ids, windows.type_ids, pad_id=tokenizer.pad_id, max_length=max_length,
-                                input_names=input_names, meta=windows,
-                                targets={"start_positions": windows.start_positions,
-                                         "end_positions": windows.end_positions})
+        settings = windows(max_length)
+        meta = encode_questions(tokenizer, dataset, max_length, settings["doc_stride"], settings["max_query_length"])
+        return TokenizedDataset(meta.ids, meta.type_ids, pad_id=tokenizer.pad_id, max_length=max_length,
+                                input_names=input_names, meta=meta,
+                                targets={"start_positions": meta.start_positions, "end_positions": meta.end_positions})
 
     @staticmethod
     def _masked(out, features):

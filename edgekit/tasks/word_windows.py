@@ -28,7 +28,7 @@ class WordWindows:
     labels: list[np.ndarray] | None  # int32 [n_i]: the word's tag at its first sub-token, else IGNORE
     word_index: list[np.ndarray]  # int32 [n_i]: the word (in its sentence) at its first sub-token, else -1
     sentence: np.ndarray  # int64 [N]: the sentence of each window
-    split_sentences: int  # sentences that needed more than one window
+    windowed: int  # sentences that needed more than one window
     num_words: np.ndarray  # int64 [sentences]
 
 
