@@ -724,6 +724,7 @@ def make_inputs(folder: Path, manifest: dict, seq_len, texts: tuple | None = Non
     type 1 (``info["pairs"]``)."""
     names = [i["name"] for i in manifest["inputs"]]
     limit, pairs = manifest["max_length"], paired(manifest) and tokenizer is not None
+    question = manifest["task"] in PAIRED  # pairs of (question, context), else of two texts
     low = 3 if pairs else 2  # a pair's three specials
     if seq_len != "natural" and not low <= seq_len <= limit:
         raise BenchError(f"--seq-len {seq_len}: expected {low}..{limit} (the export's max_length)")
@@ -740,13 +741,13 @@ def make_inputs(folder: Path, manifest: dict, seq_len, texts: tuple | None = Non
     elif seq_len == "natural":
         samples = [_sample(*(tokenizer.encode(t[0], limit, t[1]) if pairs else tokenizer.encode(t, limit)), names)
                    for t in texts[0]]
-        what = ("question/context" if manifest["task"] in PAIRED else "text") + " pairs" if pairs else "texts"
+        what = ("question/context pairs" if question else "text pairs") if pairs else "texts"
         source = f"{texts[1]} ({len(samples)} {what}) tokenized by {tokenizer.name}"
     else:
         encoded = _fixed_length(texts[0], tokenizer, seq_len)
         if encoded is None:
             raise BenchError(f"{texts[1]}: too little text for {seq_len} tokens")
-        what = "" if not pairs else (" (its first question, every context)" if manifest["task"] in PAIRED
+        what = "" if not pairs else (" (its first question, every context)" if question
                                      else " (its first text, every second text)")
         samples, source = [_sample(*encoded, names)], (f"{texts[1]}{what} tokenized by {tokenizer.name}, "
                                                       f"first {seq_len} tokens")
