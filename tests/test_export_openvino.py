@@ -63,7 +63,7 @@ def test_openvino_matches_tensorflow(models, kind, row, tmp_path):
     assert result.files[0] == tmp_path / f"{row.key}.xml" and all(f.is_file() for f in result.files)
     runner = openvino.load(result.files[0], threads=1)
     assert set(runner.input_names) == set(pretrained.model.input_names)
-    [output] = runner.outputs  # the name survives tf2onnx, OpenVINO's conversion and NNCF
+    [output] = runner.outputs  # the name survives OpenVINO's ONNX frontend and NNCF
     assert output.name == ("logits" if kind == "classifier" else "embedding") and not output.per_token
     for seq, batch in ((9, 3), (13, 1)):  # dynamic: other lengths and batch sizes
         inputs = _padded_inputs(pretrained.model.input_names, batch=batch, seq=seq, seed=seq)

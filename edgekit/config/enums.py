@@ -92,3 +92,10 @@ class Gate(str, enum.Enum):
 
     ENFORCE = "enforce"
     WARN = "warn"
+
+
+class VocabularyKeep(str, enum.Enum):
+    """Which tokens an export keeps in its word-embedding table (``export.vocabulary.keep``)."""
+
+    ALL = "all"  # the model's whole vocabulary, as it is
+    FROM_DATA = "from-data"  # what the task's training data uses, specials and spelling pieces (export.vocabulary)

@@ -33,9 +33,11 @@ def check_model(recipe: Recipe, folder: Path, where: Path, *, seq_len_written: b
 
     try:
         teacher = _read_config(folder)
-        TextTokenizer(folder).check_fits(teacher.vocab_size, folder / CONFIG_FILE)
+        tokenizer = TextTokenizer(folder)
+        tokenizer.check_fits(teacher.vocab_size, folder / CONFIG_FILE)
     except EdgekitError as err:
         raise refuse("model.source", _named(err, folder)) from None
+    _check_extra_tokens(recipe, tokenizer, refuse)
     positions = teacher.max_position_embeddings
     if recipe.export is not None and not seq_len_written and recipe.export.seq_len > positions:
         recipe = dataclasses.replace(recipe, export=dataclasses.replace(recipe.export, seq_len=positions))
@@ -81,8 +83,21 @@ def check_export_model(recipe: Recipe, folder: Path, where: Path | None) -> None
     except EdgekitError as err:
         raise ConfigError(_named(err, folder)) from None
     _check_lengths(recipe, config.max_position_embeddings, f"--model {folder}'s", refuse)
+    from edgekit.models.tokenizer import TextTokenizer
+
+    _check_extra_tokens(recipe, TextTokenizer(folder), refuse)
     if config.task != recipe.task.value:  # its outputs would be scored by another task's metric
         raise refuse("task", f"expected a {recipe.task.value} model for --model, got {folder}, a {config.task} model")
+
+
+def _check_extra_tokens(recipe: Recipe, tokenizer, refuse) -> None:
+    """``export.vocabulary.extra``: each token must be one of the model's vocabulary (training
+    keeps the tokenizer, so this holds for the trained stages too)."""
+    extra = recipe.export.vocabulary.extra if recipe.export is not None else ()
+    for i, token in enumerate(extra):
+        if tokenizer.backend.token_to_id(token) is None:
+            raise refuse(f"export.vocabulary.extra[{i}]", f"expected a token of the model's vocabulary "
+                                                          f"({tokenizer.file}), got {token!r}")
 
 
 def _check_lengths(recipe: Recipe, positions: int, whose: str, refuse) -> None:

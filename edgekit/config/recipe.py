@@ -22,6 +22,7 @@ from edgekit.config.enums import (
     RecoveryTeacher,
     ShapeMode,
     Task,
+    VocabularyKeep,
 )
 from edgekit.config.formats import precisions
 from edgekit.config.loader import check_ranges, path_field, ranged, require
@@ -231,11 +232,33 @@ class ExportTarget:
 
 
 @dataclass(frozen=True)
+class VocabularySection:
+    """The word-embedding rows every artifact keeps (``edgekit.export.vocabulary``): ``all``, or
+    the special tokens, the tokens the task's training data (train and validation, never the
+    evaluation split) gives at least ``min_count`` times, the pieces that spell its words
+    letter by letter, and the ``extra`` tokens (each one of the model's vocabulary)."""
+
+    keep: VocabularyKeep = VocabularyKeep.ALL
+    min_count: int = ranged(1, 1, 2**31 - 1)  # occurrences in the counted splits
+    extra: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        check_ranges(self)
+        if self.keep is VocabularyKeep.ALL:  # either would be ignored
+            require(not self.extra, "extra", "expected only with keep 'from-data' (keep 'all' keeps every token)")
+            require(self.min_count == 1, "min_count", "expected only with keep 'from-data' (keep 'all' keeps "
+                                                      "every token)")
+        twice = next((t for i, t in enumerate(self.extra) if t in self.extra[:i]), None)
+        require(twice is None, "extra", f"expected each token once, got {twice!r} twice")
+
+
+@dataclass(frozen=True)
 class ExportSection:
     targets: tuple[ExportTarget, ...]
     seq_len: int = ranged(128, 2, MAX_TOKENS)  # static exports: fixed sequence length; dynamic: the upper bound
     shapes: ShapeMode = ShapeMode.DYNAMIC
     batch_size: int = ranged(1, 1, 1024)
+    vocabulary: VocabularySection = field(default_factory=VocabularySection)
 
     def __post_init__(self):
         check_ranges(self)
@@ -328,6 +351,10 @@ class Recipe:
             split = self.evaluation.split
             require(self.data is not None and (getattr(self.data, split) or self.data.hf_dataset), "evaluation.split",
                     f"expected a data.{split} file to measure every exported artifact on")
+            counted = [s for s in ("train", "validation") if s != split and getattr(self.data, s)]
+            require(self.export.vocabulary.keep is VocabularyKeep.ALL or counted or self.data.hf_dataset,
+                    "export.vocabulary.keep", f"expected a data.train or data.validation file (other than the "
+                                              f"evaluation split, {split}) to count the tokens 'from-data' keeps")
 
     @property
     def stages(self) -> tuple[str, ...]:

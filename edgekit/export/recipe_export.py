@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit.config import Format, Recipe
+from edgekit.config.enums import VocabularyKeep
 from edgekit.errors import ConfigError
 
 
@@ -79,7 +80,9 @@ def export_recipe(recipe: Recipe, *, out: Path | None = None, model: Path | None
     """Train what the recipe trains (cached), then export and evaluate every target into ``out``.
 
     ``out`` is checked before any work (``claim_out``: new, empty or an earlier export, apart
-    from the recipe file, the model and the data) and written only by a run that passes."""
+    from the recipe file, the model and the data) and written only by a run that passes. With
+    ``export.vocabulary.keep: from-data`` every target is made from the vocabulary-pruned model
+    (``edgekit.export.vocabulary``), measured against the unpruned one in the manifest."""
     from edgekit.export.pipeline import Exporter, claim_out, write_export
     from edgekit.models.pretrained import load_pretrained
 
@@ -109,6 +112,11 @@ def export_recipe(recipe: Recipe, *, out: Path | None = None, model: Path | None
         if teacher is not None and teacher is not stages[-1]:
             facts["teacher"] = _model_facts(teacher)
     untrained = model is None and not set(recipe.stages) & {"finetune", "distill", "prune"}
-    pretrained = load_pretrained(folder, pooling=recipe.model.pooling if untrained else None)
-    exporter = Exporter(recipe, pretrained, threads=threads, log=log)
-    return ExportOutcome(out, *write_export(out, exporter, targets, facts))
+    exporter = Exporter(recipe, load_pretrained(folder, pooling=recipe.model.pooling if untrained else None),
+                        threads=threads, log=log)
+    if recipe.export.vocabulary.keep is VocabularyKeep.ALL:
+        return ExportOutcome(out, *write_export(out, exporter, targets, facts))
+    from edgekit.export.vocabulary import pruned
+
+    with pruned(exporter, recipe_file) as (exporter, facts["vocabulary"]):  # the unpruned one is let go here
+        return ExportOutcome(out, *write_export(out, exporter, targets, facts))

@@ -39,8 +39,34 @@ def write_markdown(path: Path, manifest: dict) -> None:
             f"{value:.4f}" if value is not None else "–", f"{delta:+.4f}" if delta is not None else "–",
             f"{a['latency_ms']['p50']:.2f}" if a.get("latency_ms") else "–", a.get("runtime") or "–"))
     reference = ", ".join(f"{k} {v:.4f}" for k, v in ev["fp32_tensorflow"].items())
-    lines += ["", f"fp32 TensorFlow reference: {reference}.", "", *_latency_notes(manifest["artifacts"])]
+    lines += ["", f"fp32 TensorFlow reference: {reference}.", "", *_vocabulary_notes(manifest),
+              *_latency_notes(manifest["artifacts"])]
     path.write_text("\n".join(lines) + "\n")
+
+
+def _figures(metrics: dict) -> str:
+    return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) or "no label metric (it is its own reference)"
+
+
+def _vocabulary_notes(manifest: dict) -> list[str]:
+    """What vocabulary pruning (``export.vocabulary``) kept, what it costs the evaluation split's
+    tokens, and the unpruned model's figures that every artifact's are to be compared with."""
+    v = manifest.get("vocabulary")
+    if not v:
+        return []
+    ev = v["evaluation"]
+    kept_by = ", ".join(f"{n:,} {rule}" for rule, n in v["kept_by"].items())
+    counted = " + ".join(f"{split} ({rows:,} rows)" for split, rows in v["counted_on"].items())
+    lines = [f"Vocabulary (`export.vocabulary`: keep {v['keep']}, min_count {v['min_count']}): "
+             f"{v['tokens_kept']:,} of {v['tokens_total']:,} tokens kept ({kept_by}), counted on {counted}. "
+             f"On the `{ev['split']}` split {ev['unk_share']:.2%} of the tokens are [UNK] "
+             f"({ev['unk_share_unpruned']:.2%} with the whole vocabulary, {ev['tokens']:,} tokens) and "
+             f"{ev['words_retokenized_share']:.2%} of {ev['words']:,} words are split into other pieces.",
+             f"The unpruned model, fp32 TensorFlow on the same split: {_figures(v['unpruned_fp32_tensorflow'])}."]
+    if "fp32_tensorflow_vs_unpruned" in v:
+        lines[-1] += (f" The pruned fp32 TensorFlow reference against it: {_figures(v['fp32_tensorflow_vs_unpruned'])}"
+                      " (agreement and cosine: with the unpruned model's outputs).")
+    return [*lines, "Every Δ above is against the pruned fp32 TensorFlow reference.", ""]
 
 
 def _latency_notes(artifacts: list[dict]) -> list[str]:

@@ -18,7 +18,8 @@ cannot silently fail to happen:
 B = batch, S = sequence, H = hidden, A = num_heads * head_size (< H after head pruning),
 I = intermediate size. ``attention="split"`` writes the Q/K/V projection as its own MatMul
 followed by ``MultiHeadAttention`` instead, so that static (QDQ) quantization, which cannot
-quantize the packed ``Attention`` op, can make that projection int8 too.
+quantize the packed ``Attention`` op, can make that projection int8 too; ``"separate"`` writes
+it as three [H, A] MatMuls, each with int8 ranges (and NNCF smoothing) of its own.
 
 The graph has no shape ops: inputs are [batch, sequence] with symbolic dims, and
 ``pin_input_shapes`` fixes them for static artifacts. The attention-mask input is passed to
@@ -41,7 +42,7 @@ from edgekit.tasks.base import BATCH, SEQUENCE
 
 MS_DOMAIN = "com.microsoft"
 OPSET = 17
-ATTENTION_KINDS = ("packed", "split")
+ATTENTION_KINDS = ("packed", "split", "separate")
 # MatMuls outside the encoder layers (pooling, and the task head: ``head_nodes``): one row per
 # example or a few columns per token (no speed to gain from int8), fed by the final hidden
 # state, so int8 keeps them float.
@@ -53,9 +54,10 @@ FUSED_OPS = ("EmbedLayerNormalization", "Attention", "MultiHeadAttention", "Skip
 
 @dataclass(frozen=True)
 class GraphOptions:
-    """``attention``: "packed" (one ``Attention`` op holding the Q/K/V weights) or "split"
-    (MatMul + ``MultiHeadAttention``). ``mask_bias``: additive bias of padded keys (None: the
-    config's). ``cls_shortcut``: with cls/pooler pooling and no head over the tokens, run the
+    """``attention``: "packed" (one ``Attention`` op holding the Q/K/V weights), "split"
+    (MatMul + ``MultiHeadAttention``) or "separate" (three MatMuls + ``MultiHeadAttention``).
+    ``mask_bias``: additive bias of padded keys (None: the config's).
+    ``cls_shortcut``: with cls/pooler pooling and no head over the tokens, run the
     last layer's attention output and FFN on the first token only (exact: no other position
     reaches the output).
     ``smoothing``: per-input-channel factors s [K] by weight GEMM (``smoothing.GEMMS`` names,
@@ -175,11 +177,14 @@ def _attention(b: _Builder, config: BertConfig, i: int, x: str, mask_bias: float
         return b.op("Attention", [x, b.const(f"{name}.qkv_weight", qkv_w), b.const(f"{name}.qkv_bias", qkv_b),
                                   "attention_mask"], name, [B, S, a],
                     ms=True, num_heads=config.num_heads, mask_filter_value=float(mask_bias))
-    # split: one [H, 3A] MatMul (quantizable), then three [B, S, A] parts for MultiHeadAttention
-    qkv = b.op("MatMul", [x, b.const(f"{name}.qkv_weight", qkv_w)], f"layer_{i}_qkv", [B, S, 3 * a])
-    split = b.const("split_qkv", np.array([a, a, a], np.int64))
     q, k, v = (f"layer_{i}_{n}" for n in ("query", "key", "value"))
-    b.op("Split", [qkv, split], f"layer_{i}_split_qkv", [B, S, a], outputs=[q, k, v], axis=2)
+    if kind == "split":  # one [H, 3A] MatMul (quantizable), then three [B, S, A] parts for MultiHeadAttention
+        qkv = b.op("MatMul", [x, b.const(f"{name}.qkv_weight", qkv_w)], f"layer_{i}_qkv", [B, S, 3 * a])
+        split = b.const("split_qkv", np.array([a, a, a], np.int64))
+        b.op("Split", [qkv, split], f"layer_{i}_split_qkv", [B, S, a], outputs=[q, k, v], axis=2)
+    else:  # separate: [H, A] MatMuls -> [B, S, A] each
+        for j, part in enumerate((q, k, v)):
+            b.op("MatMul", [x, b.const(f"{part}.weight", qkv_w[:, j * a:(j + 1) * a])], part, [B, S, a])
     return b.op("MultiHeadAttention", [q, k, v, b.const(f"{name}.qkv_bias", qkv_b), "attention_mask"], name,
                 [B, S, a], ms=True, num_heads=config.num_heads, mask_filter_value=float(mask_bias))
 

@@ -1,47 +1,55 @@
-"""tf-keras model -> OpenVINO IR (fp32 / fp16 weights / int8 via NNCF).
+"""edgekit's ONNX graph -> OpenVINO IR (fp32 / fp16 weights / int8 via NNCF).
 
-The model is converted with dynamic [batch, sequence] inputs and reshaped afterwards for a
-static target: a graph traced at a fixed length bakes that length into the position-table
-slice and cannot be reshaped later. Outputs keep the task's names through tf2onnx,
-OpenVINO's ONNX frontend, NNCF and ``reshape``; the outputs record (``base.outputs_record``)
-travels in the IR's ``rt_info`` (``RT_INFO``), where the runner reads which are per token.
+The graph is ``onnx.graph.build_model``'s, written from the weights in ~2 s (tf2onnx's trace of
+the tf-keras model took 30-50 s per target for MiniLM), with dynamic [batch, sequence] inputs,
+reshaped afterwards for a static target. OpenVINO's ONNX frontend takes its ``com.microsoft``
+ops with ``MultiHeadAttention`` (it becomes OpenVINO's ScaledDotProductAttention with the
+graph's padding bias); the packed ``Attention`` op converts with a mask constant of its own
+(``mask_filter_value`` ignored: a -1 bias came out as -10000's), which would lose the bounded
+``EXPORT_MASK_BIAS`` that int8 needs. Q, K and V are three MatMuls ("separate"): NNCF then
+smooths and quantizes each with its own ranges (MiniLM int8 cosine mean / min 0.99756 / 0.99495,
+one fused Q/K/V MatMul 0.99750 / 0.99484; fp32 latency the same). Outputs
+keep the task's names through OpenVINO's ONNX frontend, NNCF and ``reshape``; the outputs
+record (``base.outputs_record``) travels in the IR's ``rt_info`` (``RT_INFO``), where the
+runner reads which are per token.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import io
+import logging
 
 from edgekit.config import Precision
 from edgekit.export.base import OUTPUTS_KEY, ExportJob, ExportResult, outputs_record
-from edgekit.export.serving import serving_function, with_mask_bias
 
 RT_INFO = ["edgekit", OUTPUTS_KEY]  # rt_info path of the outputs record
+# Additive attention-mask constant of every OpenVINO precision (the recipe's quantize.mask_bias
+# overrides it). -30 gives float outputs equal to -10000's (exp(-30) ~ 1e-13 of a real token's
+# weight), but keeps the masked scores inside a range that int8 activations can represent;
+# -10000 sends full-int8 BERT to chance accuracy (shared/notes/full-int8-findings.md).
+EXPORT_MASK_BIAS = -30.0
 
 
 def to_openvino(job: ExportJob):
-    """The fp32 ``ov.Model`` (dynamic shapes), inputs and outputs named as the contract says.
-
-    Converted through a plain tf2onnx ONNX graph: OpenVINO's TensorFlow frontend named the
-    inputs "<name>:0" and, in some processes, NNCF calibration of its graph collected empty
-    activation ranges (every output 0); the ONNX route gave stable, exact results.
-    """
-    import tempfile
-
+    """The fp32 ``ov.Model`` (dynamic shapes), inputs and outputs named as the contract says."""
     import openvino as ov
-    import tf2onnx
 
-    pretrained = with_mask_bias(job.pretrained, job.quantize.mask_bias)
-    fn = serving_function(pretrained)
-    proto, _ = tf2onnx.convert.from_function(fn, input_signature=fn.input_signature, opset=17)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.onnx"
-        path.write_bytes(proto.SerializeToString())
-        return ov.convert_model(path)
+    from edgekit.export.onnx.graph import GraphOptions, build_model
+    from edgekit.models.checkpoint import collect_weights
+
+    config = job.pretrained.config
+    bias = EXPORT_MASK_BIAS if job.quantize.mask_bias is None else job.quantize.mask_bias
+    options = GraphOptions(attention="separate", mask_bias=bias)
+    proto = build_model(config, collect_weights(job.pretrained.model, config), options)
+    return ov.convert_model(io.BytesIO(proto.SerializeToString()))
 
 
 def quantize_int8(model, job: ExportJob):
-    """NNCF post-training int8 with the transformer preset (keeps LayerNorm/Softmax/GELU float)."""
+    """NNCF post-training int8 with the transformer preset (keeps LayerNorm/Softmax/GELU float);
+    the pooling and task-head MatMuls (``onnx.graph.head_nodes``) stay float, as in the ONNX int8."""
     import nncf
+
+    from edgekit.export.onnx.graph import head_nodes
 
     if not job.calibration:
         raise ValueError("int8-static needs calibration inputs")
@@ -49,8 +57,17 @@ def quantize_int8(model, job: ExportJob):
     dataset = nncf.Dataset([{n: item[n] for n in names} for item in job.calibration])
     # NNCF's own bias-correction default: passing fast_bias_correction=True explicitly zeroed
     # every activation range of a tiny test encoder (all outputs 0) with nncf 3.4.
-    return nncf.quantize(model, dataset, model_type=nncf.ModelType.TRANSFORMER,
-                         preset=nncf.QuantizationPreset.MIXED, subset_size=len(job.calibration))
+    present = {op.get_friendly_name() for op in model.get_ops()}
+    kept = [n for n in head_nodes(job.pretrained.config) if n in present]
+    logger = logging.getLogger("nncf")  # its INFO lines name every ignored node
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        return nncf.quantize(model, dataset, model_type=nncf.ModelType.TRANSFORMER,
+                             preset=nncf.QuantizationPreset.MIXED, subset_size=len(job.calibration),
+                             ignored_scope=nncf.IgnoredScope(names=kept))
+    finally:
+        logger.setLevel(level)
 
 
 def export(job: ExportJob) -> ExportResult:
@@ -70,4 +87,3 @@ def export(job: ExportJob) -> ExportResult:
     details = {"ops": dict(sorted(ops.items())), "openvino": ov.get_version(),
                "fake_quantize": ops.get("FakeQuantize", 0)}
     return ExportResult(files=[job.path, job.path.with_suffix(".bin")], details=details)
-
