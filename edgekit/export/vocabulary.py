@@ -149,9 +149,7 @@ def write_tokenizer(tokenizer, kept: np.ndarray, folder: Path) -> None:
 
 def write_pruned(pretrained, kept: np.ndarray, folder: Path) -> Path:
     """An HF-layout checkpoint of ``pretrained`` with only the ``kept`` word-embedding rows."""
-    from safetensors.numpy import save_file
-
-    from edgekit.models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, collect_weights
+    from edgekit.models.checkpoint import collect_weights, write_tensors
 
     folder.mkdir(parents=True)
     tensors = collect_weights(pretrained.model, pretrained.config)
@@ -159,8 +157,7 @@ def write_pruned(pretrained, kept: np.ndarray, folder: Path) -> Path:
     tensors[name] = np.ascontiguousarray(tensors[name][kept])
     pad = int(np.searchsorted(kept, pretrained.config.pad_token_id))
     config = pretrained.config.replace(vocab_size=len(kept), pad_token_id=pad)
-    (folder / CONFIG_FILE).write_text(json.dumps(config.to_hf(), indent=2) + "\n", encoding="utf-8")
-    save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})  # transformers needs "format"
+    write_tensors(folder, config, tensors)
     write_tokenizer(pretrained.tokenizer, kept, folder)
     return folder
 

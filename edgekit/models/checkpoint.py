@@ -234,10 +234,14 @@ def collect_weights(model, config: BertConfig, *, pad_pruned_heads: bool = False
 
 def write_checkpoint(folder: Path, model, config: BertConfig, *, pad_pruned_heads: bool = False) -> None:
     """Write config.json + model.safetensors for ``model`` into an existing ``folder``."""
+    written = unpruned_config(config) if pad_pruned_heads and config.pruned_heads else config
+    write_tensors(folder, written, collect_weights(model, config, pad_pruned_heads=pad_pruned_heads))
+
+
+def write_tensors(folder: Path, config: BertConfig, tensors: dict[str, np.ndarray]) -> None:
+    """config.json + model.safetensors (HF tensor names -> arrays) into an existing ``folder``."""
     from safetensors.numpy import save_file
 
-    written = unpruned_config(config) if pad_pruned_heads and config.pruned_heads else config
-    (folder / CONFIG_FILE).write_text(json.dumps(written.to_hf(), indent=2) + "\n", encoding="utf-8")
+    (folder / CONFIG_FILE).write_text(json.dumps(config.to_hf(), indent=2) + "\n", encoding="utf-8")
     # transformers refuses safetensors files without a "format" entry in their metadata.
-    tensors = collect_weights(model, config, pad_pruned_heads=pad_pruned_heads)
     save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
