@@ -139,7 +139,13 @@ def test_a_teacher_cache_cut_short_or_edited_is_computed_again(toy, tmp_path):
     outputs = _outputs(teacher)
     whole = TeacherCache.in_folder(tmp_path, teacher, data, (1,))
     assert TeacherCache.load(tmp_path, data, outputs, (1,)) is not None
-    (tmp_path / "teacher_hidden.npy").unlink()  # a run killed before the hidden states were saved
+    hidden = tmp_path / "teacher_hidden.npy"
+    whole_bytes = hidden.read_bytes()
+    hidden.write_bytes(whole_bytes[:-100])  # cut short
+    assert TeacherCache.load(tmp_path, data, outputs, (1,)) is None
+    hidden.write_bytes(whole_bytes)
+    assert TeacherCache.load(tmp_path, data, outputs, (1,)) is not None
+    hidden.unlink()  # a run killed before the hidden states were saved
     assert TeacherCache.load(tmp_path, data, outputs, (1,)) is None
     np.savez(tmp_path / "teacher_targets.npz", logits=whole.targets["logits"][:5])  # rows of another data set
     assert TeacherCache.load(tmp_path, data, outputs, None) is None
@@ -170,7 +176,7 @@ def test_a_cached_stage_edited_by_hand_is_trained_again(toy, tmp_path):
     assert last.reused
 
 
-def test_distilled_student_agrees_with_its_teacher(toy):
+def test_distilled_student_agrees_with_its_teacher(toy, tmp_path):
     import tensorflow as tf
 
     from edgekit.train.batching import TokenizedDataset
@@ -193,7 +199,7 @@ def test_distilled_student_agrees_with_its_teacher(toy):
     student = build_student(teacher, section)
     assert (student.config.num_layers, student.config.hidden_size) == (1, 16)
     data = TokenizedDataset.from_texts(splits["train"], teacher.tokenizer, 16, tuple(teacher.model.input_names))
-    cache = TeacherCache.compute(teacher, data, (1,))
+    cache = TeacherCache.compute(teacher, data, (1,), tmp_path)
     # the cached hidden states are the teacher's own, padded back per batch
     batch = data.batch(np.arange(5))
     cached = cache.extras(batch)["teacher_hidden"][:, :, 0]

@@ -120,15 +120,18 @@ class TokenizedDataset:
         return {name: np.asarray(arrays[name], np.int32)[None] for name in self.input_names}
 
 
-def collect(call, data: TokenizedDataset, outputs, batch_size: int = 128) -> dict[str, np.ndarray]:
+def collect(call, data: TokenizedDataset, outputs, batch_size: int = 128, on_batch=None) -> dict[str, np.ndarray]:
     """``call`` (dict of int32 [B, S] -> dict of arrays) over ``data`` in length-sorted batches:
     ``{name: [N, ...]}`` for the ``outputs`` (``tasks.Output``s), per-token ones cut or padded
-    with zeros to ``data.width`` (so batches of any width, static or not, line up)."""
+    with zeros to ``data.width`` (so batches of any width, static or not, line up).
+    ``on_batch(batch, out)`` sees each batch with ``call``'s whole result (to stream other outputs)."""
     width = data.width
     parts: dict[str, list[np.ndarray]] = {o.name: [] for o in outputs}
     rows = []
     for batch in data.in_order(batch_size):
         out = call(batch.inputs)
+        if on_batch is not None:
+            on_batch(batch, out)
         for o in outputs:
             value = np.asarray(out[o.name], dtype=np.float32)
             if o.per_token:

@@ -13,6 +13,7 @@ recomputed by the teacher in the step when their weight is non-zero.
 from __future__ import annotations
 
 import dataclasses
+import os
 import zipfile
 from pathlib import Path
 
@@ -68,66 +69,99 @@ def build_student(teacher: Pretrained, section: DistillSection) -> Pretrained:
     return Pretrained(config=config, model=model, tokenizer=teacher.tokenizer, source=teacher.source)
 
 
+class HiddenFile:
+    """Teacher hidden states [T, k, H] float16 in a .npy file, read one row's tokens at a time
+    with ``os.pread``: a distillation epoch touches every row, and a memory map would count each
+    page it touched in the process's resident memory (RSS grows with the data; reads do not)."""
+
+    def __init__(self, path: Path):
+        mapped = np.load(path, mmap_mode="r")  # header only: no page of the data is read
+        shape, header = mapped.shape, mapped.offset
+        if mapped.dtype != np.float16 or mapped.ndim != 3 or not mapped.flags.c_contiguous:
+            raise ValueError(f"{path}: not a C-order float16 [T, k, H] array")
+        del mapped
+        self.header = header
+        self.path, self.shape = path, tuple(shape)
+        self.row_bytes = shape[1] * shape[2] * 2
+        if path.stat().st_size != self.header + shape[0] * self.row_bytes:
+            raise ValueError(f"{path}: cut short")
+        self._fd = os.open(path, os.O_RDONLY)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __del__(self):
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
+
+    def tokens(self, start: int, end: int) -> np.ndarray:
+        """Tokens start..end-1: float16 [end - start, k, H]."""
+        data = os.pread(self._fd, (end - start) * self.row_bytes, self.header + start * self.row_bytes)
+        return np.frombuffer(data, np.float16).reshape((end - start,) + self.shape[1:])
+
+
 @dataclasses.dataclass
 class TeacherCache:
     """Teacher outputs for every training row: ``targets`` {output name: [N, ...]} (per-token
     outputs padded to the longest row) and, when layers are mapped, hidden states as concatenated
-    real tokens ``hidden`` [T, k, H] (float16) with ``offsets`` [N + 1] into it."""
+    real tokens in ``hidden`` ([T, k, H] float16 on disk, ``HiddenFile``) with ``offsets`` [N + 1]
+    into it. Size on disk: T × k × H × 2 bytes (SST-2's 60,614 rows, 3 layers of 384: see README)."""
 
     targets: dict[str, np.ndarray]
     per_token: tuple[str, ...] = ()  # targets that are [N, S, ...]: cut or padded to each batch's S
-    hidden: np.ndarray | None = None
+    hidden: HiddenFile | None = None
     offsets: np.ndarray | None = None
 
     @classmethod
     def compute(cls, teacher: Pretrained, data: TokenizedDataset, layers: tuple[int, ...] | None,
-                batch_size: int = 128) -> "TeacherCache":
-        """One teacher pass over ``data``: its task outputs and, when layers are mapped, theirs."""
+                folder: Path, batch_size: int = 128) -> "TeacherCache":
+        """One teacher pass over ``data`` saved in ``folder``: its task outputs and, when layers are
+        mapped, their hidden states, written batch by batch into the file (never whole in RAM).
+        Each file is renamed into place, the targets last: their presence means a whole cache."""
         outputs = tasks.for_config(teacher.config).outputs(teacher.config)
         fn = tf.function(lambda x: teacher.model(x, training=False), reduce_retracing=True)
-        states = []  # float16 [B, S, k, H] per batch, in collect's order (data.in_order)
-
-        def call(inputs):
-            out = fn({k: tf.constant(v) for k, v in inputs.items()})
-            if layers:
-                states.append(np.stack([out["hidden_states"][j + 1].numpy() for j in layers], axis=2)
-                              .astype(np.float16))
-            return {o.name: out[o.name].numpy() for o in outputs}
-
-        targets = collect(call, data, outputs, batch_size)
-        cache = cls({name: value.astype(np.float32) for name, value in targets.items()},
-                    tuple(o.name for o in outputs if o.per_token))
+        offsets = np.concatenate([[0], np.cumsum(data.lengths)]).astype(np.int64)
+        folder.mkdir(parents=True, exist_ok=True)
         if layers:
-            hidden = [None] * len(data)
-            for batch, state in zip(data.in_order(batch_size), states, strict=True):
-                for r, row in enumerate(batch.rows):
-                    hidden[row] = state[r, :data.lengths[row]]
-            cache.hidden = np.concatenate(hidden)
-            cache.offsets = np.concatenate([[0], np.cumsum(data.lengths)])
-        return cache
+            hidden_tmp = folder / ".teacher_hidden.tmp.npy"
+            shape = (int(offsets[-1]), len(layers), teacher.config.hidden_size)
+            row_bytes = shape[1] * shape[2] * 2
+            with open(hidden_tmp, "wb") as f:  # the .npy header, then a sparse file of the data's size
+                np.lib.format.write_array_header_1_0(f, {"descr": "<f2", "fortran_order": False, "shape": shape})
+                header = f.tell()
+                f.truncate(header + shape[0] * row_bytes)
+            fd = os.open(hidden_tmp, os.O_WRONLY)
 
-    def save(self, folder: Path) -> None:
-        """Each file renamed into place, the targets last: their presence means a whole cache."""
-        for name, array in (("teacher_hidden", self.hidden), ("teacher_offsets", self.offsets)):
-            if array is not None:
-                tmp = folder / f".{name}.tmp.npy"
-                np.save(tmp, array)
-                tmp.replace(folder / f"{name}.npy")
+        def write_hidden(batch: Batch, out) -> None:  # pwrite: a memory map's dirty pages count in RSS
+            state = np.stack([out["hidden_states"][j + 1].numpy() for j in layers], axis=2).astype(np.float16)
+            for r, row in enumerate(batch.rows):
+                os.pwrite(fd, state[r, :data.lengths[row]].tobytes(), header + int(offsets[row]) * row_bytes)
+
+        try:
+            targets = collect(lambda x: fn({k: tf.constant(v) for k, v in x.items()}), data, outputs, batch_size,
+                              on_batch=write_hidden if layers else None)
+            if layers:
+                os.fsync(fd)
+        finally:
+            if layers:
+                os.close(fd)
+        if layers:
+            hidden_tmp.replace(folder / "teacher_hidden.npy")
+            tmp = folder / ".teacher_offsets.tmp.npy"
+            np.save(tmp, offsets)
+            tmp.replace(folder / "teacher_offsets.npy")
         tmp = folder / ".teacher_targets.tmp.npz"
-        np.savez(tmp, **self.targets)
+        np.savez(tmp, **{name: value.astype(np.float32) for name, value in targets.items()})
         tmp.replace(folder / "teacher_targets.npz")
+        return cls.load(folder, data, outputs, layers)
 
     @classmethod
     def in_folder(cls, folder: Path, teacher: Pretrained, data: TokenizedDataset,
                   layers: tuple[int, ...] | None) -> "TeacherCache":
         """The cache saved in ``folder`` (a resumed stage), else computed now and saved there."""
-        folder.mkdir(parents=True, exist_ok=True)
         outputs = tasks.for_config(teacher.config).outputs(teacher.config)
         cache = cls.load(folder, data, outputs, layers)
-        if cache is None:
-            cache = cls.compute(teacher, data, layers)
-            cache.save(folder)
-        return cache
+        return cache if cache is not None else cls.compute(teacher, data, layers, folder)
 
     @classmethod
     def load(cls, folder: Path, data: TokenizedDataset, outputs, layers: tuple[int, ...] | None
@@ -139,13 +173,13 @@ class TeacherCache:
             with np.load(folder / "teacher_targets.npz") as saved:
                 cache = cls({name: saved[name] for name in saved.files}, tuple(o.name for o in outputs if o.per_token))
             if layers:
-                cache.hidden = np.load(folder / "teacher_hidden.npy", mmap_mode="r")
+                cache.hidden = HiddenFile(folder / "teacher_hidden.npy")
                 cache.offsets = np.load(folder / "teacher_offsets.npy")
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):  # missing, truncated, not .npy/.npz
             return None
         whole = sorted(cache.targets) == sorted(o.name for o in outputs) and all(
             len(t) == len(data) for t in cache.targets.values()) and (not layers or (
-                cache.hidden.ndim == 3 and cache.hidden.shape[1] == len(layers)
+                cache.hidden.shape[1] == len(layers)
                 and np.array_equal(cache.offsets, np.concatenate([[0], np.cumsum(data.lengths)]))
                 and len(cache.hidden) == cache.offsets[-1]))
         return cache if whole else None
@@ -161,8 +195,8 @@ class TeacherCache:
         if self.hidden is not None:
             padded = np.zeros((b, s) + self.hidden.shape[1:], np.float32)
             for r, row in enumerate(batch.rows):
-                start, end = self.offsets[row], self.offsets[row + 1]
-                padded[r, :end - start] = self.hidden[start:end]
+                start, end = int(self.offsets[row]), int(self.offsets[row + 1])
+                padded[r, :end - start] = self.hidden.tokens(start, end)
             out["teacher_hidden"] = padded
         return out
 
