@@ -136,7 +136,7 @@ def test_bench_script_command_writes_the_module_and_texts(tmp_path):
     result = CliRunner().invoke(main, ["bench-script", "--out", str(tmp_path / "dev" / "bench.py")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "dev" / "bench.py").read_bytes() == SCRIPT.read_bytes()
-    assert len(ondevice.read_texts(tmp_path / "dev" / "english-eval.tsv")) == 48
+    assert len(ondevice.read_texts(tmp_path / "dev" / "english-eval.tsv")) == 60
 
 
 def test_edgekit_bench_writes_the_same_schema_as_the_script(folder):

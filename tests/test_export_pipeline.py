@@ -69,10 +69,44 @@ def test_export_writes_artifacts_manifest_and_reports(exported):
     assert weights["fp16"] < 0.6 * weights["fp32"]
     report = (out / "report.md").read_text()
     assert report.count("| openvino |") == 3 and report.count("| tflite |") == 1 and "✅" in report
-    assert "p50 at export: natural length, on the exporting host: openvino fp32, openvino fp16" in report
+    from edgekit.bench.cpu import cpu_flags
+
+    host = manifest["evaluation"]["latency_host"]
+    assert host["flags"] == cpu_flags() and f"on the exporting host ({host['cpu']}: " in report
+    assert "): openvino fp32, openvino fp16, openvino int8-static, tflite int8-full, onnx int8-dynamic." in report
+    tokens, calibration = manifest["evaluation"]["tokens"], manifest["calibration"]
+    assert calibration["inputs"] == 32 and 2 < tokens["min"] <= tokens["median"] <= tokens["max"] <= 16
+    assert (f"Static int8 (openvino int8-static, tflite int8-full): activation ranges from 32 calibration inputs of "
+            f"{calibration['tokens']['min']}-{calibration['tokens']['max']} tokens; the `test` split has "
+            f"{tokens['min']}-{tokens['max']}.") in report
     assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((out / "report.json").read_text())["artifacts"][0]["format"] == "openvino"
     assert "wrote" in result.output
+
+
+def test_the_report_says_when_int8_is_not_faster_than_fp32_and_why(exported, tmp_path):
+    from edgekit.report.tables import write_markdown
+
+    _, out, _, _ = exported
+    manifest = json.loads((out / "edgekit.json").read_text())
+    rows = {(a["format"], a["precision"]): a for a in manifest["artifacts"]}
+    rows[("openvino", "fp32")]["latency_ms"]["p50"] = 2.0
+    rows[("openvino", "int8-static")]["latency_ms"]["p50"] = 2.5
+    rows[("openvino", "fp16")]["latency_ms"]["p50"] = 9.0  # not int8: no note
+    manifest["evaluation"]["latency_host"] = {"cpu": "AMD EPYC", "flags": {"avx2": True, "avx512_vnni": False,
+                                                                          "avx_vnni": False}}
+    write_markdown(tmp_path / "r.md", manifest)
+    report = (tmp_path / "r.md").read_text()
+    assert ("openvino int8-static (2.50 ms) is not faster than openvino fp32 (2.00 ms) where they were timed: this "
+            "CPU has no VNNI int8 dot-product instructions") in report and "For that CPU ship openvino fp32" in report
+    assert report.count("is not faster than") == 1 and "(AMD EPYC: avx2)" in report
+    manifest["evaluation"]["latency_host"]["flags"]["avx512_vnni"] = True
+    write_markdown(tmp_path / "r.md", manifest)
+    assert "the quantize / dequantize steps cost more than the int8 matrix products save" in \
+        (tmp_path / "r.md").read_text()
+    rows[("openvino", "int8-static")]["latency_ms"]["p50"] = 1.5
+    write_markdown(tmp_path / "r.md", manifest)
+    assert "is not faster than" not in (tmp_path / "r.md").read_text()
 
 
 def _noisy_recipe(toy, gate_mode: str):

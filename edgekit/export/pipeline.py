@@ -49,6 +49,12 @@ class Artifact:
     details: dict = field(default_factory=dict)
 
 
+def token_range(lengths) -> dict:
+    """{min, median, max} of token counts."""
+    lengths = np.asarray(lengths)
+    return {"min": int(lengths.min()), "median": float(np.median(lengths)), "max": int(lengths.max())}
+
+
 class Exporter:
     """Exports one fp32 model to the recipe's targets into a folder, evaluating each artifact
     with its task's metrics on the evaluation split."""
@@ -96,6 +102,15 @@ class Exporter:
             index = rng.choice(len(data), size=min(count, len(data)), replace=False)
             self._calibration = tuple(data.row_inputs(i) for i in sorted(index))
         return self._calibration
+
+    def calibration_facts(self) -> dict:
+        """{"inputs", "tokens": {min, median, max}} of the calibration inputs once drawn, else {}:
+        the report compares them with the evaluation's lengths (static int8 ranges are only
+        measured on the lengths calibration holds)."""
+        if not self._calibration:
+            return {}
+        return {"inputs": len(self._calibration),
+                "tokens": token_range([c["input_ids"].shape[1] for c in self._calibration])}
 
     def job(self, target: ExportTarget, folder: Path) -> ExportJob:
         row = find(target.format, target.precision)

@@ -101,7 +101,9 @@ def gate(artifact: dict, reference: dict, evaluation: EvaluationSection) -> list
 def build_manifest(exporter, artifacts: list, facts: dict, folder: Path) -> dict:
     """The manifest dict: versions, recipe, task, labels, input spec, model facts, artifacts and
     the digests of their files, the tokenizer files and labels.txt in ``folder``."""
+    from edgekit.bench.cpu import cpu_flags
     from edgekit.config.enums import Task
+    from edgekit.export.pipeline import token_range
     from edgekit.tasks.question_answering import windows
 
     recipe, config = exporter.recipe, exporter.pretrained.config
@@ -125,7 +127,9 @@ def build_manifest(exporter, artifacts: list, facts: dict, folder: Path) -> dict
         **({"windows": windows(exporter.max_length)} if config.task == Task.QUESTION_ANSWERING.value else {}),
         "evaluation": {"split": recipe.evaluation.split, "examples": len(exporter.evaluation),
                        **_windows(exporter.data), "fp32_tensorflow": reference,
-                       "gate": recipe.evaluation.gate.value},
+                       "gate": recipe.evaluation.gate.value, "tokens": token_range(exporter.data.lengths),
+                       "latency_host": {"cpu": ondevice.cpu_model(), "flags": cpu_flags()}},
+        **({"calibration": exporter.calibration_facts()} if exporter.calibration_facts() else {}),
         **facts,
         "digests": {name: ondevice.file_digest(folder / name) for name in sorted(set(names))},
         "artifacts": rows,

@@ -40,7 +40,7 @@ def write_markdown(path: Path, manifest: dict) -> None:
             f"{a['latency_ms']['p50']:.2f}" if a.get("latency_ms") else "–", a.get("runtime") or "–"))
     reference = ", ".join(f"{k} {v:.4f}" for k, v in ev["fp32_tensorflow"].items())
     lines += ["", f"fp32 TensorFlow reference: {reference}.", "", *_vocabulary_notes(manifest),
-              *_latency_notes(manifest["artifacts"])]
+              *_latency_notes(manifest), *_calibration_notes(manifest), *_speed_notes(manifest)]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -69,10 +69,11 @@ def _vocabulary_notes(manifest: dict) -> list[str]:
     return [*lines, "Every Δ above is against the pruned fp32 TensorFlow reference.", ""]
 
 
-def _latency_notes(artifacts: list[dict]) -> list[str]:
+def _latency_notes(manifest: dict) -> list[str]:
     """One line per distinct way the p50 column was measured (at export, or by ``edgekit bench``)."""
     notes: dict[str, list[str]] = {}
-    for a in artifacts:
+    host = manifest["evaluation"].get("latency_host")
+    for a in manifest["artifacts"]:
         lat = a.get("latency_ms")
         if not lat:
             continue
@@ -81,9 +82,62 @@ def _latency_notes(artifacts: list[dict]) -> list[str]:
             how = (f"`edgekit bench` on {lat['device']} ({lat['where']}), {lat['runtime']}, {seq}, "
                    f"{lat['threads']} threads, {lat['utc']}")
         else:
-            how = "at export: natural length, on the exporting host"
+            how = "at export: natural length, on the exporting host" + (f" ({_cpu(host)})" if host else "")
         notes.setdefault(how, []).append(f"{a['format']} {a['precision']}")
     return [f"p50 {how}: {', '.join(names)}." for how, names in notes.items()]
+
+
+def _cpu(host: dict) -> str:
+    flags = host.get("flags")
+    shown = ", ".join(k for k, v in flags.items() if v) if flags else ""
+    return f"{host['cpu']}: {shown or 'no avx2 / avx512 / vnni / amx flags read'}"
+
+
+def _calibration_notes(manifest: dict) -> list[str]:
+    """Static int8 ranges are measured on the calibration inputs only: say when the evaluation
+    holds shorter or longer inputs than any of them (a 4-token query calibrated on 10-19-token
+    sentences lost a MiniLM's OpenVINO int8 embedding: cosine 0.79 to fp32)."""
+    from edgekit.config import Format, Precision
+    from edgekit.config.formats import find
+
+    cal, tokens = manifest.get("calibration"), manifest["evaluation"].get("tokens")
+    static = [f"{a['format']} {a['precision']}" for a in manifest["artifacts"]
+              if find(Format(a["format"]), Precision(a["precision"])).calibrated]
+    if not cal or not tokens or not static:
+        return []
+    line = (f"Static int8 ({', '.join(static)}): activation ranges from {cal['inputs']} calibration inputs of "
+            f"{cal['tokens']['min']}-{cal['tokens']['max']} tokens; the `{manifest['evaluation']['split']}` split "
+            f"has {tokens['min']}-{tokens['max']}.")
+    if tokens["min"] < cal["tokens"]["min"] or tokens["max"] > cal["tokens"]["max"]:
+        line += (" Inputs outside the calibrated lengths get ranges measured on others: add such inputs to the "
+                 "calibration split if the device will see them.")
+    return [line]
+
+
+def _speed_notes(manifest: dict) -> list[str]:
+    """An int8 artifact timed no faster than its format's fp32 (the same way, on the same CPU):
+    why, and which one to ship for that CPU."""
+    timed = {(a["format"], a["precision"]): a["latency_ms"] for a in manifest["artifacts"]
+             if a["status"] == "ok" and a.get("latency_ms")}
+    host = manifest["evaluation"].get("latency_host") or {}
+    flags = host.get("flags") or {}
+    lines = []
+    for (fmt, precision), lat in timed.items():
+        fp32 = timed.get((fmt, "fp32"))
+        if not precision.startswith("int8") or fp32 is None or fp32.get("measured_by") != lat.get("measured_by") \
+                or lat["p50"] < fp32["p50"]:
+            continue
+        if lat.get("measured_by") is None and flags and not (flags.get("avx512_vnni") or flags.get("avx_vnni")):
+            why = ("this CPU has no VNNI int8 dot-product instructions, so int8 matrix products gain little over "
+                   "fp32 while the quantize / dequantize steps cost extra")
+        else:
+            why = (f"at these inputs (median {manifest['evaluation']['tokens']['median']:g} tokens) the quantize / "
+                   "dequantize steps cost more than the int8 matrix products save" if "tokens" in
+                   manifest["evaluation"] else "the quantize / dequantize steps cost more than int8 saves here")
+        lines.append(f"{fmt} {precision} ({lat['p50']:.2f} ms) is not faster than {fmt} fp32 ({fp32['p50']:.2f} ms) "
+                     f"where they were timed: {why}. For that CPU ship {fmt} fp32, or time the target device with "
+                     "`edgekit bench`.")
+    return lines
 
 
 def write_plot(path: Path, manifest: dict) -> None:
