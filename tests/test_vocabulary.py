@@ -97,6 +97,25 @@ def test_pruned_model_keeps_the_data_tokens_and_their_rows(tmp_path):
     assert _digests(model) == before
 
 
+def test_frequent_keeps_the_vocabularys_first_ids_whatever_the_data(tmp_path):
+    from edgekit.config import load_recipe
+    from edgekit.config.enums import VocabularyKeep
+    from edgekit.config.recipe import VocabularySection
+    from edgekit.export.pipeline import Exporter
+    from edgekit.export.vocabulary import counted_splits, kept_ids, token_counts
+    from edgekit.models.pretrained import load_pretrained
+
+    toy = _toy(tmp_path)
+    exporter = Exporter(load_recipe(write_recipe(toy, TARGETS % FROM_DATA)), load_pretrained(toy / "model"),
+                        threads=1, log=lambda line: None)
+    counts = token_counts(exporter, counted_splits(exporter))
+    data_only, _ = kept_ids(exporter, VocabularySection(keep=VocabularyKeep.FROM_DATA), counts)
+    kept, added = kept_ids(exporter, VocabularySection(keep=VocabularyKeep.FROM_DATA, frequent=40), counts)
+    assert set(kept) == set(data_only) | set(range(40))
+    assert added["frequent"] == len(set(range(40)) - set(data_only)) > 0
+    assert kept_ids(exporter, VocabularySection(keep=VocabularyKeep.FROM_DATA, frequent=10**6), counts)[0].size == 69
+
+
 def test_export_is_smaller_and_ships_the_pruned_tokenizer(tmp_path):
     from edgekit.models.tokenizer import TextTokenizer
 
@@ -126,6 +145,8 @@ def test_export_is_smaller_and_ships_the_pruned_tokenizer(tmp_path):
     ("{keep: some}", "export.vocabulary.keep: expected one of 'all', 'from-data', got str 'some'"),
     ("{keep: all, extra: [good]}", "export.vocabulary.extra: expected only with keep 'from-data'"),
     ("{keep: from-data, min_count: 0}", "export.vocabulary.min_count: expected 1..2147483647, got 0"),
+    ("{keep: from-data, frequent: -1}", "export.vocabulary.frequent: expected 0..2147483647, got -1"),
+    ("{keep: all, frequent: 5000}", "export.vocabulary.frequent: expected only with keep 'from-data'"),
     ("{keep: from-data, extra: [bad, bad]}", "export.vocabulary.extra: expected each token once, got 'bad' twice"),
     ("{keep: from-data, mincount: 2}", "export.vocabulary.mincount: unknown key (did you mean 'min_count'?)"),
     ("{keep: from-data, extra: bad}", "export.vocabulary.extra: expected a list of text, got str 'bad'"),

@@ -236,10 +236,13 @@ class VocabularySection:
     """The word-embedding rows every artifact keeps (``edgekit.export.vocabulary``): ``all``, or
     the special tokens, the tokens the task's training data (train and validation, never the
     evaluation split) gives at least ``min_count`` times, the pieces that spell its words
-    letter by letter, and the ``extra`` tokens (each one of the model's vocabulary)."""
+    letter by letter, the vocabulary's first ``frequent`` ids (its commonest tokens: WordPiece
+    and BPE vocabularies are listed by frequency) and the ``extra`` tokens (each one of the
+    model's vocabulary)."""
 
     keep: VocabularyKeep = VocabularyKeep.ALL
     min_count: int = ranged(1, 1, 2**31 - 1)  # occurrences in the counted splits
+    frequent: int = ranged(0, 0, 2**31 - 1)  # ids 0..frequent-1 kept whatever the data
     extra: tuple[str, ...] = ()
 
     def __post_init__(self):
@@ -248,6 +251,8 @@ class VocabularySection:
             require(not self.extra, "extra", "expected only with keep 'from-data' (keep 'all' keeps every token)")
             require(self.min_count == 1, "min_count", "expected only with keep 'from-data' (keep 'all' keeps "
                                                       "every token)")
+            require(self.frequent == 0, "frequent", "expected only with keep 'from-data' (keep 'all' keeps "
+                                                    "every token)")
         twice = next((t for i, t in enumerate(self.extra) if t in self.extra[:i]), None)
         require(twice is None, "extra", f"expected each token once, got {twice!r} twice")
 

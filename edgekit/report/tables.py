@@ -57,7 +57,8 @@ def _vocabulary_notes(manifest: dict) -> list[str]:
     ev = v["evaluation"]
     kept_by = ", ".join(f"{n:,} {rule}" for rule, n in v["kept_by"].items())
     counted = " + ".join(f"{split} ({rows:,} rows)" for split, rows in v["counted_on"].items())
-    lines = [f"Vocabulary (`export.vocabulary`: keep {v['keep']}, min_count {v['min_count']}): "
+    lines = [f"Vocabulary (`export.vocabulary`: keep {v['keep']}, min_count {v['min_count']}"
+             f"{', frequent ' + format(v['frequent'], ',') if v.get('frequent') else ''}): "
              f"{v['tokens_kept']:,} of {v['tokens_total']:,} tokens kept ({kept_by}), counted on {counted}. "
              f"On the `{ev['split']}` split {ev['unk_share']:.2%} of the tokens are [UNK] "
              f"({ev['unk_share_unpruned']:.2%} with the whole vocabulary, {ev['tokens']:,} tokens) and "
