@@ -58,13 +58,15 @@ def main(argv: list[str] | None = None) -> int:
         cos = (values * reference).sum(1) / np.linalg.norm(values, axis=1) / np.linalg.norm(reference, axis=1)
         worst = [{"text": texts[i], "tokens": len(encoded["input_ids"][i]), "cosine": round(float(cos[i]), 4)}
                  for i in np.argsort(cos)[:args.worst]]
-        rows.append({"format": fmt, "precision": precision, "texts": len(texts), "cosine_mean": round(float(cos.mean()), 4),
-                     "cosine_min": round(float(cos.min()), 4), "worst": worst})
+        rows.append({"format": fmt, "precision": precision, "texts": len(texts),
+                     "cosine_mean": round(float(cos.mean()), 4), "cosine_min": round(float(cos.min()), 4),
+                     "worst": worst})
     print(cpu_line(cpu_flags()))
     print(f"{args.export}: int8 vs fp32 of the same format over {len(texts)} texts of {args.texts}")
     for r in rows:
         shown = "; ".join(f"{w['text'].strip()!r} ({w['tokens']} tokens) {w['cosine']:.4f}" for w in r["worst"])
-        print(f"{r['format']:<9} {r['precision']:<13} mean {r['cosine_mean']:.4f} min {r['cosine_min']:.4f}  worst: {shown}")
+        print(f"{r['format']:<9} {r['precision']:<13} mean {r['cosine_mean']:.4f} min {r['cosine_min']:.4f}  "
+              f"worst: {shown}")
     if args.json:
         write_results(args.json, "int8_fidelity", rows, export=str(args.export), texts=str(args.texts),
                       cpu=cpu_line(cpu_flags()))
