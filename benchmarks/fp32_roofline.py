@@ -49,8 +49,9 @@ def matmul_flops(config: dict, n: int) -> float:
 
 def peak_gflops(flags: dict[str, bool] | None, threads: int) -> tuple[float, str]:
     """(estimated fp32 peak GFLOP/s on ``threads`` cores, how it was estimated)."""
-    mhz = [float(line.split(":")[1]) for line in Path("/proc/cpuinfo").read_text().splitlines()
-           if line.startswith("cpu MHz")]
+    from edgekit.bench.cpu import CPUINFO
+
+    mhz = [float(line.split(":")[1]) for line in CPUINFO.read_text().splitlines() if line.startswith("cpu MHz")]
     ghz = max(mhz) / 1000 if mhz else float("nan")
     flags = flags or {}
     per_cycle, isa = (64, "avx512f: 2 FMA x 16 lanes x 2") if flags.get("avx512f") else \

@@ -109,6 +109,25 @@ def test_the_report_says_when_int8_is_not_faster_than_fp32_and_why(exported, tmp
     assert "is not faster than" not in (tmp_path / "r.md").read_text()
 
 
+def test_the_reports_new_keys_are_checked_when_there_and_optional(exported, tmp_path):
+    from edgekit.report.manifest import report_problems
+    from edgekit.report.tables import write_markdown
+
+    _, out, _, _ = exported
+    manifest = json.loads((out / "edgekit.json").read_text())
+    assert report_problems(manifest) == []
+    del manifest["calibration"]["tokens"]["min"]
+    manifest["evaluation"]["latency_host"]["flags"] = "avx2"
+    assert report_problems(manifest) == ["evaluation.latency_host.flags: expected an object or null, got a string",
+                                         "calibration.tokens.min: missing"]
+    for key in ("tokens", "latency_host"):  # a manifest written before these keys
+        del manifest["evaluation"][key]
+    del manifest["calibration"]
+    assert report_problems(manifest) == []
+    write_markdown(tmp_path / "r.md", manifest)
+    assert "on the exporting host: openvino fp32" in (tmp_path / "r.md").read_text()
+
+
 def _noisy_recipe(toy, gate_mode: str):
     """The toy recipe evaluated on a test split with every 4th label flipped (accuracy ~0.75)."""
     lines = (toy / "test.tsv").read_text().splitlines()

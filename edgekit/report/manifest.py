@@ -51,6 +51,11 @@ def read_manifest(folder: Path) -> dict:
 
 REPORT_SCHEMA = {"task": str, "recipe": {"name": str},
                  "evaluation": {"split": str, "examples": int, "fp32_tensorflow": dict}}
+TOKENS_SCHEMA = {"min": int, "median": ondevice.NUM, "max": int}
+# Keys the report reads when they are there (manifests written before them lack them).
+OPTIONAL_SCHEMA = {"evaluation.tokens": TOKENS_SCHEMA,
+                   "evaluation.latency_host": {"cpu": str, "flags": (dict, type(None))},
+                   "calibration": {"inputs": int, "tokens": TOKENS_SCHEMA}}
 REPORT_ROW_SCHEMA = {"error": (str, type(None)), "bytes": int, "metrics": dict, "latency_ms": dict, "gate": list}
 
 
@@ -59,6 +64,11 @@ def report_problems(manifest: dict) -> list[str]:
     keys and figures it reads, which a hand edit may have broken (``edgekit bench`` checks this
     before it measures, not after)."""
     problems = [p.lstrip(".") for p in ondevice.schema_problems(manifest, REPORT_SCHEMA, "")]
+    for where, rule in OPTIONAL_SCHEMA.items():
+        parent, _, key = where.rpartition(".")
+        holder = manifest.get(parent) if parent else manifest
+        if isinstance(holder, dict) and key in holder:
+            problems += ondevice.schema_problems(holder[key], rule, where)
     problems += [p for i, row in enumerate(manifest["artifacts"])
                  for p in ondevice.schema_problems(row, REPORT_ROW_SCHEMA, f"artifacts[{i}]")]
     if problems:
@@ -129,7 +139,7 @@ def build_manifest(exporter, artifacts: list, facts: dict, folder: Path) -> dict
                        **_windows(exporter.data), "fp32_tensorflow": reference,
                        "gate": recipe.evaluation.gate.value, "tokens": token_range(exporter.data.lengths),
                        "latency_host": {"cpu": ondevice.cpu_model(), "flags": cpu_flags()}},
-        **({"calibration": exporter.calibration_facts()} if exporter.calibration_facts() else {}),
+        **({"calibration": calibration} if (calibration := exporter.calibration_facts()) else {}),
         **facts,
         "digests": {name: ondevice.file_digest(folder / name) for name in sorted(set(names))},
         "artifacts": rows,

@@ -80,12 +80,21 @@ class HiddenFile:
         if mapped.dtype != np.float16 or mapped.ndim != 3 or not mapped.flags.c_contiguous:
             raise ValueError(f"{path}: not a C-order float16 [T, k, H] array")
         del mapped
-        self.header = header
-        self.path, self.shape = path, tuple(shape)
+        self.header, self.shape = header, tuple(shape)
         self.row_bytes = shape[1] * shape[2] * 2
         if path.stat().st_size != self.header + shape[0] * self.row_bytes:
             raise ValueError(f"{path}: cut short")
         self._fd = os.open(path, os.O_RDONLY)
+
+    @staticmethod
+    def create(path: Path, shape: tuple[int, int, int]) -> int:
+        """Write the .npy header of a float16 ``shape`` array and size the file (sparse: no data
+        written); returns the header's length, where token 0 starts."""
+        with open(path, "wb") as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": "<f2", "fortran_order": False, "shape": shape})
+            header = f.tell()
+            f.truncate(header + shape[0] * shape[1] * shape[2] * 2)
+        return header
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -126,10 +135,7 @@ class TeacherCache:
             hidden_tmp = folder / ".teacher_hidden.tmp.npy"
             shape = (int(offsets[-1]), len(layers), teacher.config.hidden_size)
             row_bytes = shape[1] * shape[2] * 2
-            with open(hidden_tmp, "wb") as f:  # the .npy header, then a sparse file of the data's size
-                np.lib.format.write_array_header_1_0(f, {"descr": "<f2", "fortran_order": False, "shape": shape})
-                header = f.tell()
-                f.truncate(header + shape[0] * row_bytes)
+            header = HiddenFile.create(hidden_tmp, shape)
             fd = os.open(hidden_tmp, os.O_WRONLY)
 
         def write_hidden(batch: Batch, out) -> None:  # pwrite: a memory map's dirty pages count in RSS
@@ -151,7 +157,7 @@ class TeacherCache:
             np.save(tmp, offsets)
             tmp.replace(folder / "teacher_offsets.npy")
         tmp = folder / ".teacher_targets.tmp.npz"
-        np.savez(tmp, **{name: value.astype(np.float32) for name, value in targets.items()})
+        np.savez(tmp, **targets)  # collect's outputs: float32
         tmp.replace(folder / "teacher_targets.npz")
         return cls.load(folder, data, outputs, layers)
 
