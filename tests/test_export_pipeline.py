@@ -168,6 +168,22 @@ def test_a_failed_run_leaves_the_previous_output_untouched(exported, monkeypatch
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".out.")]  # no temp folder left
 
 
+def test_a_target_failing_in_the_tflite_thread_is_recorded_in_order_and_the_others_run(exported, monkeypatch):
+    toy, _, cache, _ = exported
+    import edgekit.export.tflite as tflite
+
+    def broken(job):
+        raise RuntimeError("converter crashed\nsecond line")
+
+    monkeypatch.setattr(tflite, "export", broken)
+    result = CliRunner().invoke(main, ["export", str(toy / "recipe.yaml"), "--out", str(toy / "broken"),
+                                       "--cache", str(cache), "--targets", "tflite,onnx"])
+    assert result.exit_code == 1 and not (toy / "broken").exists()
+    lines = [line for line in result.output.splitlines() if line.startswith(("✓", "✗"))]
+    assert lines[0] == "✗ tflite-int8-full: RuntimeError: converter crashed", lines  # the recipe's order
+    assert lines[1].startswith("✓ onnx-int8-dynamic: ") and len(lines) == 2
+
+
 def test_unknown_target_format_is_a_usage_error(exported):
     toy, *_ = exported
     result = CliRunner().invoke(main, ["export", str(toy / "recipe.yaml"), "--targets", "coreml"])

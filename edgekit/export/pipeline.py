@@ -124,33 +124,59 @@ class Exporter:
                          calibration=self.calibration(required=row.calibrated) if row.precision.is_int8 else (),
                          quantize=self.recipe.quantize or QuantizeSection(), train=train, threads=self.threads)
 
-    def run(self, target: ExportTarget, folder: Path) -> Artifact:
-        """Export, load in the runtime, evaluate, time; never raises for a failing target."""
-        from edgekit.train.batching import collect
+    def run_all(self, targets: tuple[ExportTarget, ...], folder: Path) -> list[Artifact]:
+        """Every target's artifact: the TFLite builds (whose converter runs mostly outside the GIL,
+        on one core) in a worker thread beside the ONNX and OpenVINO builds, then each artifact
+        loaded, evaluated and timed in turn, so no latency is taken while anything else runs."""
+        from concurrent.futures import ThreadPoolExecutor
 
-        job = self.job(target, folder)
-        record = Artifact(format=target.format.value, precision=target.precision.value, path=job.path.name,
+        jobs = [self.job(t, folder) for t in targets]  # draws the calibration inputs once, before any thread
+        apart = [i for i, t in enumerate(targets) if t.format is Format.TFLITE]
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgekit-tflite") as pool:
+            pending = {i: pool.submit(self._build, jobs[i]) for i in apart}
+            built = {i: self._build(job) for i, job in enumerate(jobs) if i not in pending}
+            built.update({i: future.result() for i, future in pending.items()})
+        return [self._evaluate(*built[i]) for i in range(len(jobs))]
+
+    def _build(self, job: ExportJob) -> tuple[Artifact, object]:
+        """(record, backend's result or None when it failed); never raises."""
+        record = Artifact(format=job.row.format.value, precision=job.row.precision.value, path=job.path.name,
                           shapes="static" if job.static else "dynamic")
         began = time.perf_counter()
         try:
-            backend = importlib.import_module(BACKENDS[target.format])
-            result = backend.export(job)
-            record.export_seconds = round(time.perf_counter() - began, 1)
-            record.files = [p.name for p in result.files]
-            record.bytes = sum(p.stat().st_size for p in result.files)
-            record.details = result.details
-            runner = backend.load(result.files[0], self.threads)
-            record.runtime = runner.runtime
-            outputs = collect(runner, self.data, self.outputs, batch_size=32)
-            record.metrics = self.task.score(self.evaluation, self.data, outputs, self.reference)
-            record.latency_ms = latency(runner, self.latency_inputs)
-        except Exception as err:  # a failed target is reported, the others still run
-            record.status = "failed"
-            lines = str(err).strip().splitlines()
-            record.error = f"{type(err).__name__}: {lines[0] if lines else ''}"[:500]
-            record.details["traceback"] = traceback.format_exc(limit=6)
+            result = importlib.import_module(BACKENDS[job.row.format]).export(job)
+        except Exception as err:
+            return _failed(record, err), None
+        record.export_seconds = round(time.perf_counter() - began, 1)
+        record.files = [p.name for p in result.files]
+        record.bytes = sum(p.stat().st_size for p in result.files)
+        record.details = result.details
+        return record, result
+
+    def _evaluate(self, record: Artifact, result) -> Artifact:
+        """Load a built artifact in its runtime, score it and time it; logs its summary line."""
+        from edgekit.train.batching import collect
+
+        if result is not None:
+            try:
+                runner = importlib.import_module(BACKENDS[Format(record.format)]).load(result.files[0], self.threads)
+                record.runtime = runner.runtime
+                outputs = collect(runner, self.data, self.outputs, batch_size=32)
+                record.metrics = self.task.score(self.evaluation, self.data, outputs, self.reference)
+                record.latency_ms = latency(runner, self.latency_inputs)
+            except Exception as err:  # a failed target is reported, the others still run
+                _failed(record, err)
         self.log(_summary(record))
         return record
+
+
+def _failed(record: Artifact, err: Exception) -> Artifact:
+    """``record`` marked failed with the error's first line and a short traceback."""
+    record.status = "failed"
+    lines = str(err).strip().splitlines()
+    record.error = f"{type(err).__name__}: {lines[0] if lines else ''}"[:500]
+    record.details["traceback"] = traceback.format_exc(limit=6)
+    return record
 
 
 def _summary(a: Artifact) -> str:
@@ -221,7 +247,7 @@ def write_export(out: Path, exporter: Exporter, targets: tuple[ExportTarget, ...
             if exporter.pretrained.config.id2label:
                 (tmp / "labels.txt").write_text("\n".join(exporter.pretrained.config.id2label) + "\n")
                 facts["labels_file"] = "labels.txt"
-            artifacts = [exporter.run(t, tmp) for t in targets]
+            artifacts = exporter.run_all(targets, tmp)
             manifest = build_manifest(exporter, artifacts, facts, tmp)
             write_reports(tmp, manifest)
             report = (tmp / "report.md").read_text()
