@@ -72,6 +72,8 @@ def test_openvino_matches_tensorflow(models, kind, row, tmp_path):
         assert np.abs(got - want).max() <= row.tolerance, (row.key, np.abs(got - want).max())
     if row.precision is Precision.INT8_STATIC:
         assert result.details["fake_quantize"] > 0  # really quantized, not left float
+    if row.precision is Precision.INT8_WEIGHTS:
+        assert result.details["fake_quantize"] == 0  # activations stay float
 
 
 def test_fp16_weights_are_half_the_size(models, tmp_path):
@@ -82,6 +84,47 @@ def test_fp16_weights_are_half_the_size(models, tmp_path):
         row = find(Format.OPENVINO, precision)
         sizes[precision] = openvino.export(_job(models["classifier"], row, tmp_path)).files[1].stat().st_size
     assert 0.45 <= sizes[Precision.FP16] / sizes[Precision.FP32] <= 0.55, sizes
+
+
+def test_int8_weights_are_about_a_quarter_of_fp32(models, tmp_path):
+    """An encoder whose weights are its GEMMs (hidden 128, FFN 512, 69-token vocabulary): u8
+    weights plus per-row scale and zero point, the float pooling, biases and LayerNorms."""
+    from edgekit.export import openvino
+    from edgekit.models import BertConfig
+    from edgekit.models.encoder import build_encoder
+    from edgekit.models.pretrained import Pretrained
+
+    config = BertConfig(vocab_size=69, hidden_size=128, num_layers=2, num_heads=4, intermediate_size=512,
+                        max_position_embeddings=64, type_vocab_size=0, pooling="mean", normalize=True)
+    wide = Pretrained(config, build_encoder(config), models["classifier"].tokenizer, TINY_CLS)
+    sizes, results = {}, {}
+    for precision in (Precision.FP32, Precision.INT8_WEIGHTS):
+        results[precision] = openvino.export(_job(wide, find(Format.OPENVINO, precision), tmp_path))
+        sizes[precision] = results[precision].files[1].stat().st_size
+    assert 0.25 <= sizes[Precision.INT8_WEIGHTS] / sizes[Precision.FP32] <= 0.3, sizes
+    runner = openvino.load(results[Precision.INT8_WEIGHTS].files[0], threads=1)
+    inputs = _padded_inputs(wide.model.input_names)
+    diff = np.abs(runner(inputs)["embedding"] - _reference(wide, inputs)["embedding"]).max()
+    assert 1e-5 < diff <= find(Format.OPENVINO, Precision.INT8_WEIGHTS).tolerance  # rounded, not left float
+
+
+def test_check_reads_each_precision_from_the_ir(models, tmp_path):
+    """No edgekit.json beside the files: ``edgekit check`` tells the four apart by the graph alone
+    (int8-weights' f16 scales must not read as fp16); the CPU profiles take int8-weights, the NPU
+    profile does not (NNCF's asymmetric int8 weights are not validated on the NPU plugin)."""
+    from edgekit.check import check_artifact, identify
+    from edgekit.config import load_device
+    from edgekit.export import openvino
+
+    for row in ROWS:
+        path = openvino.export(_job(models["classifier"], row, tmp_path / row.key)).files[0]
+        info = identify(path)
+        assert (info.precision, info.precision_source, info.verified) == (row.precision, "graph", None), row.key
+    path = tmp_path / "openvino-int8-weights" / "openvino-int8-weights.xml"
+    verdicts = {d: {v.rule: v for v in check_artifact(path, load_device(d)).verdicts}["precision"]
+                for d in ("x86-cpu", "rpi5", "intel-npu")}
+    assert verdicts["x86-cpu"].message == "int8-weights (from the graph) is accepted for openvino"
+    assert verdicts["rpi5"].status == "pass" and verdicts["intel-npu"].status == "FAIL"
 
 
 def test_static_export_has_fixed_shapes_and_pads_inputs(models, tmp_path):

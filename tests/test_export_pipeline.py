@@ -109,6 +109,36 @@ def test_the_report_says_when_int8_is_not_faster_than_fp32_and_why(exported, tmp
     assert "is not faster than" not in (tmp_path / "r.md").read_text()
 
 
+def test_the_speed_note_names_openvino_int8_weights(exported, tmp_path):
+    """OpenVINO int8-static no faster than fp32: the note names the export's int8-weights artifact
+    with its size and p50, or the target to add; int8-weights (float compute) gets no note itself."""
+    import copy
+
+    from edgekit.report.tables import write_markdown
+
+    _, out, _, _ = exported
+    manifest = json.loads((out / "edgekit.json").read_text())
+    rows = {(a["format"], a["precision"]): a for a in manifest["artifacts"]}
+    rows[("openvino", "fp32")]["latency_ms"]["p50"] = 2.0
+    rows[("openvino", "int8-static")]["latency_ms"]["p50"] = 2.5
+    write_markdown(tmp_path / "r.md", manifest)
+    report = (tmp_path / "r.md").read_text()
+    assert ("For that CPU ship openvino fp32, or time the target device with `edgekit bench`. For a small file at "
+            "float speed add `{format: openvino, precision: int8-weights}` to the recipe's export.targets.") in report
+    weights = copy.deepcopy(rows[("openvino", "fp16")])
+    weights.update(precision="int8-weights", bytes=23_140_000)
+    weights["latency_ms"]["p50"] = 2.1  # float compute: about fp32's, no note of its own
+    manifest["artifacts"].append(weights)
+    write_markdown(tmp_path / "r.md", manifest)
+    report = (tmp_path / "r.md").read_text()
+    assert ("`edgekit bench`. openvino int8-weights (23.1 MB, 2.10 ms) is the small file at float speed.") in report
+    assert report.count("is not faster than") == 1 and "add `{format: openvino" not in report
+    weights["status"] = "failed"
+    write_markdown(tmp_path / "r.md", manifest)
+    report = (tmp_path / "r.md").read_text()
+    assert "int8-weights (" not in report and "add `{format: openvino" not in report
+
+
 def test_the_reports_new_keys_are_checked_when_there_and_optional(exported, tmp_path):
     from edgekit.report.manifest import report_problems
     from edgekit.report.tables import write_markdown

@@ -36,7 +36,7 @@ CONFIGS = {
 TASKS = tuple(CONFIGS)
 BACKENDS = {Format.TFLITE: "edgekit.export.tflite", Format.ONNX: "edgekit.export.onnx",
             Format.OPENVINO: "edgekit.export.openvino"}
-INT8 = {Format.TFLITE: ("int8-full",), Format.ONNX: ("int8-dynamic", "int8-static"), Format.OPENVINO: ("int8-static",)}
+INT8 = {Format.TFLITE: ("int8-full",), Format.ONNX: ("int8-dynamic", "int8-static"), Format.OPENVINO: ("int8-static", "int8-weights")}
 DYNAMIC = [(t, f, p) for t in TASKS for f in BACKENDS for p in ("fp32",) + INT8[f]]
 STATIC = [(t, f, p) for t in TASKS for f in BACKENDS for p in ("fp32",)] + [(t, Format.TFLITE, "int8-full")
                                                                             for t in TASKS]

@@ -85,3 +85,41 @@ def test_int8_leaves_pooling_and_head_float(tmp_path, task):
     kept = {"feature-extraction": "masked_sum", "question-answering": "qa_outputs"}[task]
     assert kept in head_nodes(pretrained.config)
     assert kept in {op.get_friendly_name() for op in model.get_ops()}  # there, under this name, and float
+
+
+def _weight_type(port):
+    """Element type of the Constant behind a weight input, through NNCF's decompression (Convert,
+    Subtract zero point, Multiply scale); None where the input is no constant (an activation)."""
+    node = port.get_source_output().get_node()
+    while node.get_type_name() in ("Convert", "Subtract", "Multiply"):
+        node = node.input_value(0).get_node()
+    return node.get_output_element_type(0).get_type_name() if node.get_type_name() == "Constant" else None
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_int8_weights_compress_the_encoder_and_keep_the_head_float(tmp_path, task):
+    """Weight compression gives every encoder GEMM and the word-embedding table u8 weights, keeps
+    the pooling and task-head MatMuls f32 (the classifier's by its own name, which the ONNX
+    frontend keeps when the bias Add is not folded away) and leaves no FakeQuantize."""
+    import openvino as ov
+
+    from edgekit.export import openvino
+
+    pretrained = _pretrained(task)
+    result = openvino.export(_job(pretrained, Precision.INT8_WEIGHTS, tmp_path))
+    assert result.details["fake_quantize"] == 0
+    model = ov.Core().read_model(result.files[0])
+    weights = {op.get_friendly_name(): _weight_type(op.input(1)) for op in model.get_ops()
+               if op.get_type_name() == "MatMul"}
+    layers = pretrained.config.num_layers
+    gemms = {f"layer_{i}_{g}" for i in range(layers)
+             for g in ("query", "key", "value", "attention_output", "intermediate", "output")}
+    assert {n for n, t in weights.items() if t == "u8"} == gemms
+    head = {n: t for n, t in weights.items() if n not in gemms}
+    assert head and set(head.values()) <= {"f32", None}, head  # None: masked_sum, mask x tokens
+    expected = {"text-classification": {"classifier"}, "feature-extraction": {"masked_sum"},
+                "token-classification": {"classifier"}, "question-answering": {"qa_outputs"}}[task]
+    assert set(head) == expected, head
+    tables = {op.get_friendly_name(): _weight_type(op.input(0)) for op in model.get_ops()
+              if op.get_type_name() == "Gather" and _weight_type(op.input(0)) is not None}
+    assert "u8" in tables.values(), tables

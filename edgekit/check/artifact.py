@@ -5,7 +5,9 @@ Format comes from the suffix (.tflite, .onnx, OpenVINO's .xml). Precision comes 
 from int8-full); otherwise it is read from the graph: TFLite integer-only -> int8-full,
 float16 weights -> fp16, int8 weights with float activations -> int8-dynamic; ONNX
 QuantizeLinear -> int8-static, MatMulInteger / DynamicQuantizeLinear -> int8-dynamic;
-OpenVINO FakeQuantize -> int8-static, f16 constants -> fp16; anything else fp32.
+OpenVINO FakeQuantize -> int8-static, u8 / i8 weights decompressed in the graph -> int8-weights
+(checked before f16, since the compressed weights' scales are f16), f16 constants -> fp16;
+anything else fp32.
 An artifact the manifest lists has its files checked against the manifest's digests before
 anything reads them (``verify``), so a verdict never describes a file changed after export.
 """
@@ -89,6 +91,22 @@ def _onnx(path: Path) -> tuple[Precision, dict]:
     return precision, shapes
 
 
+def _compressed_weights(model) -> bool:
+    """NNCF weight compression's mark: a u8 / i8 Constant -> Convert -> Subtract (zero point) or
+    Multiply (scale), the float weight rebuilt in the graph (other integer constants, e.g. a mask
+    fill value, feed no such chain)."""
+    import openvino as ov
+
+    for op in model.get_ops():
+        if op.get_type_name() != "Constant" or op.get_output_element_type(0) not in (ov.Type.u8, ov.Type.i8):
+            continue
+        for convert in (t.get_node() for t in op.output(0).get_target_inputs()):
+            if convert.get_type_name() == "Convert" and any(
+                    t.get_node().get_type_name() in ("Subtract", "Multiply") for t in convert.output(0).get_target_inputs()):
+                return True
+    return False
+
+
 def _openvino(path: Path) -> tuple[Precision, dict]:
     import openvino as ov
 
@@ -96,7 +114,12 @@ def _openvino(path: Path) -> tuple[Precision, dict]:
     types = {op.get_type_name() for op in model.get_ops()}
     f16 = any(op.get_type_name() == "Constant" and op.get_output_element_type(0) == ov.Type.f16
               for op in model.get_ops())
-    precision = Precision.INT8_STATIC if "FakeQuantize" in types else Precision.FP16 if f16 else Precision.FP32
+    if "FakeQuantize" in types:
+        precision = Precision.INT8_STATIC
+    elif _compressed_weights(model):
+        precision = Precision.INT8_WEIGHTS
+    else:
+        precision = Precision.FP16 if f16 else Precision.FP32
     shapes = {}
     for port in model.inputs:
         shape = port.get_partial_shape()

@@ -27,6 +27,7 @@ class Precision(str, enum.Enum):
     INT8_FULL = "int8-full"
     INT8_QAT = "int8-qat"
     INT8_STATIC = "int8-static"
+    INT8_WEIGHTS = "int8-weights"  # int8 weights, float activations and compute (OpenVINO weight compression)
 
     @property
     def is_int8(self) -> bool:

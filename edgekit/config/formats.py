@@ -50,6 +50,8 @@ FORMATS: tuple[FormatRow, ...] = (
     FormatRow(F.OPENVINO, P.FP16, R.OPENVINO, ".xml", "OpenVINO IR float16 weights", tolerance=5e-3),
     FormatRow(F.OPENVINO, P.INT8_STATIC, R.OPENVINO, ".xml", "OpenVINO IR int8 (NNCF, transformer preset)",
               calibrated=True, tolerance=0.5),
+    FormatRow(F.OPENVINO, P.INT8_WEIGHTS, R.OPENVINO, ".xml",
+              "OpenVINO IR int8 weights, float compute (NNCF weight compression)", tolerance=0.1),
 )
 del P, F, R
 

@@ -117,7 +117,8 @@ def _calibration_notes(manifest: dict) -> list[str]:
 
 def _speed_notes(manifest: dict) -> list[str]:
     """An int8 artifact timed no faster than its format's fp32 (the same way, on the same CPU):
-    why, and which one to ship for that CPU."""
+    why, and which one to ship for that CPU. int8-weights computes in float, so it is not expected
+    to be faster; it is the one to name when OpenVINO's int8-static is slow."""
     timed = {(a["format"], a["precision"]): a["latency_ms"] for a in manifest["artifacts"]
              if a["status"] == "ok" and a.get("latency_ms")}
     host = manifest["evaluation"].get("latency_host") or {}
@@ -125,8 +126,8 @@ def _speed_notes(manifest: dict) -> list[str]:
     lines = []
     for (fmt, precision), lat in timed.items():
         fp32 = timed.get((fmt, "fp32"))
-        if not precision.startswith("int8") or fp32 is None or fp32.get("measured_by") != lat.get("measured_by") \
-                or lat["p50"] < fp32["p50"]:
+        if not precision.startswith("int8") or precision == "int8-weights" or fp32 is None \
+                or fp32.get("measured_by") != lat.get("measured_by") or lat["p50"] < fp32["p50"]:
             continue
         if lat.get("measured_by") is None and flags and not (flags.get("avx512_vnni") or flags.get("avx_vnni")):
             why = ("this CPU has no VNNI int8 dot-product instructions, so int8 matrix products gain little over "
@@ -137,8 +138,21 @@ def _speed_notes(manifest: dict) -> list[str]:
                    manifest["evaluation"] else "the quantize / dequantize steps cost more than int8 saves here")
         lines.append(f"{fmt} {precision} ({lat['p50']:.2f} ms) is not faster than {fmt} fp32 ({fp32['p50']:.2f} ms) "
                      f"where they were timed: {why}. For that CPU ship {fmt} fp32, or time the target device with "
-                     "`edgekit bench`.")
+                     "`edgekit bench`." + (_int8_weights_hint(manifest) if fmt == "openvino" else ""))
     return lines
+
+
+def _int8_weights_hint(manifest: dict) -> str:
+    """OpenVINO int8-weights: int8's file size at fp32's speed, the export's own figures when it
+    has one (nothing when that one failed), else the target to add."""
+    row = next((a for a in manifest["artifacts"] if (a["format"], a["precision"]) == ("openvino", "int8-weights")), None)
+    if row is None:
+        return (" For a small file at float speed add `{format: openvino, precision: int8-weights}` to the recipe's "
+                "export.targets.")
+    if row["status"] != "ok" or not row.get("latency_ms"):
+        return ""
+    return (f" openvino int8-weights ({row['bytes'] / 1e6:.1f} MB, {row['latency_ms']['p50']:.2f} ms) is the small "
+            "file at float speed.")
 
 
 def write_plot(path: Path, manifest: dict) -> None:
