@@ -340,6 +340,31 @@ def test_cls_apart_and_grouped_ffn_int8_graph(models, tmp_path, static):
     assert np.abs(got - _reference(pretrained, inputs)).max() <= find(Format.TFLITE, Precision.INT8_FULL).tolerance
 
 
+def test_int8_graph_weights_as_variables_quantize_like_constants(models, tmp_path, monkeypatch):
+    """Tables and kernels enter the int8 graph as tf.Variables (a graph embedding ~90 MB of
+    constants is copied at every conversion step); frozen, they give the same int8 model."""
+    from edgekit.export.tflite import graph
+    from edgekit.export.tflite import int8 as I
+    from edgekit.export.tflite.graph import from_keras
+    from edgekit.export.tflite.runner import LiteRTRunner
+
+    pretrained = models["cls3"]
+    names = tuple(pretrained.model.input_names)
+    samples = I.calibration_batches(_calibration(names), static=False, batch_size=1, seq_len=SEQ)
+    options = I.Int8Options()
+    w = from_keras(pretrained.model, pretrained.config)
+    inputs = _inputs(names, rows=4, seq=12, seed=13)
+    logits = {}
+    for size in (1, 1 << 62):  # every table and kernel a variable; none (the tiny model's default)
+        monkeypatch.setattr(graph, "VARIABLE_SIZE", size)
+        concrete, module = I.float_graph_model(pretrained, w, options, static=False, batch_size=1, seq_len=SEQ)
+        assert len(module.tracked) == (3 + 6 * 2 + 1 if size == 1 else 0)  # 3 tables, 6 kernels a layer, head
+        path = tmp_path / f"variables-{size == 1}.tflite"
+        path.write_bytes(I.quantize_graph(concrete, module, samples, options))
+        logits[size] = LiteRTRunner(path)(inputs)["logits"]
+    np.testing.assert_array_equal(logits[1], logits[1 << 62])
+
+
 def _int8_constant_bytes(model: bytes) -> int:
     from ai_edge_litert import schema_py_generated as fb
 

@@ -118,7 +118,7 @@ def float_graph_model(pretrained, weights, options: Int8Options, *, static: bool
     graph = EncoderGraph(weights, mask_bias=options.mask_bias, batch_size=batch_size if static else None,
                          seq_len=seq_len if static else None, max_len=seq_len)
     names = tuple(n for n in pretrained.model.input_names)
-    return signature(graph, names, static=static, batch_size=batch_size, seq_len=seq_len)
+    return signature(graph, names, static=static, batch_size=batch_size, seq_len=seq_len, track=graph)
 
 
 def full_int8(pretrained, calibration, options: Int8Options, *, static: bool, batch_size: int,
