@@ -66,7 +66,7 @@ class Predictor:
     batch is padded only to its own longest text."""
 
     def __init__(self, pretrained: Pretrained, max_length: int | None = None):
-        limit = pretrained.config.max_position_embeddings
+        limit = pretrained.config.max_positions
         if max_length is None:  # not chosen by the user: 128, or less if the model is shorter
             max_length = min(DEFAULT_MAX_LENGTH, limit)
         _check_int("max_length", max_length)

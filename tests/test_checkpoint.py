@@ -126,9 +126,10 @@ def test_missing_files_are_named(tmp_path, remove, expected):
         load_pretrained(folder)
 
 
-def test_non_bert_model_type_is_refused(tmp_path):
+def test_unknown_model_type_is_refused_naming_the_families(tmp_path):
     folder = _copy_fixture(tmp_path)
     config = json.loads((folder / "config.json").read_text())
-    (folder / "config.json").write_text(json.dumps({**config, "model_type": "roberta"}))
-    with pytest.raises(ModelLoadError, match="model_type 'roberta' is not supported"):
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": "deberta-v2"}))
+    with pytest.raises(ModelLoadError, match=r"model_type 'deberta-v2' is not supported \(expected one of bert, "
+                                             r"distilbert, roberta, xlm-roberta, electra\)"):
         load_pretrained(folder)

@@ -38,7 +38,7 @@ def check_model(recipe: Recipe, folder: Path, where: Path, *, seq_len_written: b
     except EdgekitError as err:
         raise refuse("model.source", _named(err, folder)) from None
     _check_extra_tokens(recipe, tokenizer, refuse)
-    positions = teacher.max_position_embeddings
+    positions = teacher.max_positions
     if recipe.export is not None and not seq_len_written and recipe.export.seq_len > positions:
         recipe = dataclasses.replace(recipe, export=dataclasses.replace(recipe.export, seq_len=positions))
     _check_lengths(recipe, positions, "the model's", refuse)
@@ -82,7 +82,7 @@ def check_export_model(recipe: Recipe, folder: Path, where: Path | None) -> None
         config = _read_config(folder)
     except EdgekitError as err:
         raise ConfigError(_named(err, folder)) from None
-    _check_lengths(recipe, config.max_position_embeddings, f"--model {folder}'s", refuse)
+    _check_lengths(recipe, config.max_positions, f"--model {folder}'s", refuse)
     from edgekit.models.tokenizer import TextTokenizer
 
     _check_extra_tokens(recipe, TextTokenizer(folder), refuse)
@@ -108,7 +108,7 @@ def _check_lengths(recipe: Recipe, positions: int, whose: str, refuse) -> None:
         lengths.append(("export.seq_len", recipe.export.seq_len))
     for key, length in lengths:
         if length > positions:
-            raise refuse(key, f"expected at most {whose} {positions} positions (max_position_embeddings), "
+            raise refuse(key, f"expected at most {whose} {positions} positions (max_position_embeddings past the position offset), "
                               f"got {length}")
 
 

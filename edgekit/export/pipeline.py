@@ -67,7 +67,7 @@ class Exporter:
         self.recipe, self.pretrained, self.threads, self.log = recipe, pretrained, threads, log
         self.task = tasks.for_config(pretrained.config)
         self.outputs = self.task.outputs(pretrained.config)
-        self.max_length = min(recipe.model.max_length, pretrained.config.max_position_embeddings)
+        self.max_length = min(recipe.model.max_length, pretrained.config.max_positions)
         self.names = input_names(pretrained)
         self.splits = self.task.read_splits(recipe.data) if recipe.data is not None else {}
         self.evaluation = self.splits.get(recipe.evaluation.split)

@@ -28,13 +28,20 @@ _EDGEKIT_KEYS = ("pooling", "normalize", "mask_bias")
 _MINIMUMS = {"vocab_size": 1, "hidden_size": 1, "num_layers": 1, "intermediate_size": 1,
              "max_position_embeddings": 2, "type_vocab_size": 0}
 # JSON types of the scalar fields read from config.json, by annotation.
-_JSON_TYPES = {"int": ((int,), "an integer"), "float": ((int, float), "a number"), "str": ((str,), "a string"),
+_JSON_TYPES = {"int": ((int,), "an integer"), "int | None": ((int,), "an integer"), "float": ((int, float), "a number"), "str": ((str,), "a string"),
                "bool": ((bool,), "true or false")}
 
 
 @dataclass(frozen=True)
 class BertConfig:
-    """One encoder covers BERT, MiniLM, TinyBERT and narrower/shallower students.
+    """One encoder covers the BERT-class families (``model_type``: ``edgekit.models.families``),
+    MiniLM, TinyBERT and narrower/shallower students.
+
+    Where families differ it is said here in BERT's terms: ``type_vocab_size`` 0 (DistilBERT:
+    no token types), ``position_offset`` (RoBERTa: position ids start at ``pad_token_id + 1``,
+    so rows ``position_offset..`` of the table serve positions 0..), ``embedding_size`` (ELECTRA:
+    narrower embeddings projected to ``hidden_size``; None: the hidden size) and
+    ``pooler_activation`` (the sentence head's dense layer: tanh, ReLU, GELU).
 
     ``task`` names the head on the encoder (``edgekit.tasks``): none for feature extraction, a
     ``classifier`` of ``num_labels`` rows on the pooled vector (text classification) or on every
@@ -72,6 +79,9 @@ class BertConfig:
     mask_bias: float = -10000.0
     attention_head_size: int | None = None
     pruned_heads: tuple[tuple[int, ...], ...] = ()
+    model_type: str = "bert"
+    embedding_size: int | None = None
+    position_offset: int = 0
 
     def __post_init__(self) -> None:
         for name, low in _MINIMUMS.items():
@@ -87,6 +97,19 @@ class BertConfig:
         for name in ("hidden_dropout", "attention_dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise ModelLoadError(f"{_HF_NAMES[name]} must be in [0, 1), got {getattr(self, name)}")
+        family = _family(self.model_type)
+        if self.embedding_size == self.hidden_size:
+            object.__setattr__(self, "embedding_size", None)
+        if self.embedding_size is not None and (self.embedding_size < 1 or not family.embedding_projection):
+            raise ModelLoadError(f"embedding_size {self.embedding_size}: expected the hidden size {self.hidden_size}"
+                                 f"{' or a positive width' if family.embedding_projection else ''} for a "
+                                 f"{self.model_type} model")
+        if self.type_vocab_size and not family.token_types:
+            raise ModelLoadError(f"a {self.model_type} model has no token types, got type_vocab_size "
+                                 f"{self.type_vocab_size}")
+        if not 0 <= self.position_offset <= self.max_position_embeddings - 2:
+            raise ModelLoadError(f"position offset {self.position_offset} (pad_token_id + 1) leaves fewer than 2 of "
+                                 f"the {self.max_position_embeddings} max_position_embeddings")
         if self.num_heads < 1:
             raise ModelLoadError(f"num_attention_heads must be at least 1, got {self.num_heads}")
         if not any(self.pruned_heads):
@@ -146,6 +169,24 @@ class BertConfig:
         object.__setattr__(self, "pruned_heads", pruned if removed else ())
 
     @property
+    def embedding_width(self) -> int:
+        """Width of the embedding tables and their LayerNorm."""
+        return self.embedding_size or self.hidden_size
+
+    @property
+    def max_positions(self) -> int:
+        """Longest input in tokens (specials included): the position table's rows past the offset."""
+        return self.max_position_embeddings - self.position_offset
+
+    @property
+    def pooler_activation(self) -> str:
+        """Activation of the dense layer on the first token (``pooling: pooler``): the family's
+        sentence head's for text classification, BERT's pooler's (tanh) otherwise."""
+        from edgekit.config.enums import Task
+
+        return _family(self.model_type).pooler_activation if self.task == Task.TEXT_CLASSIFICATION.value else "tanh"
+
+    @property
     def head_size(self) -> int:
         return self.attention_head_size or self.hidden_size // self.num_heads
 
@@ -167,16 +208,17 @@ class BertConfig:
         """Build from a HF ``config.json`` dict; ``num_labels`` comes from the classifier weights and
         ``task`` from the head the weights hold (None: a classifier's rows make it text-classification)."""
         model_type = hf.get("model_type", "bert")
-        if model_type != "bert":
-            raise ModelLoadError(f"model_type {model_type!r} is not supported (edgekit reads BERT-layout checkpoints)")
+        family = _family(model_type)
+        hf = family.config_values(hf)
         if hf.get("position_embedding_type", "absolute") != "absolute":
             raise ModelLoadError("only absolute position embeddings are supported")
         names = {f.name for f in dataclasses.fields(cls)}
         values = {_HF_KEYS.get(k, k): v for k, v in hf.items() if _HF_KEYS.get(k, k) in names}
-        for derived in ("id2label", "attention_head_size", "num_labels", "task"):  # set below, from the tensors / heads
+        for derived in ("id2label", "attention_head_size", "num_labels", "task", "model_type", "position_offset"):  # set below, from the tensors / heads
             values.pop(derived, None)
-        if values.get("pad_token_id", 0) is None:  # transformers writes null for "no pad token"
-            del values["pad_token_id"]
+        for key in ("pad_token_id", "embedding_size"):  # transformers writes null for "none"
+            if key in values and values[key] is None:
+                del values[key]
         _check_types(values)
         pruned = values.pop("pruned_heads", None)
         if pruned:
@@ -195,16 +237,20 @@ class BertConfig:
         if missing:
             names = ", ".join(_HF_NAMES.get(m, m) for m in missing)
             raise ModelLoadError(f"no {names} (expected in a BERT config.json)")
-        return cls(**values, num_labels=num_labels, task=task)
+        if not family.embedding_projection:
+            values.pop("embedding_size", None)
+        if family.offset_positions:
+            values["position_offset"] = values.get("pad_token_id", 0) + 1
+        return cls(**values, num_labels=num_labels, task=task, model_type=model_type)
 
     def to_hf(self) -> dict[str, Any]:
         """HF ``config.json`` content that transformers' class for the task (``BertModel``,
         ``BertFor{Sequence,Token}Classification``, ``BertForQuestionAnswering``) loads."""
         reverse = {v: k for k, v in _HF_KEYS.items()}
-        hf: dict[str, Any] = {"model_type": "bert", "position_embedding_type": "absolute"}
+        hf: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             if f.name in ("pooling", "normalize", "num_labels", "id2label", "task", "mask_bias",
-                          "attention_head_size", "pruned_heads"):
+                          "attention_head_size", "pruned_heads", "model_type", "embedding_size", "position_offset"):
                 continue
             hf[reverse.get(f.name, f.name)] = getattr(self, f.name)
         if self.pruned_heads:
@@ -213,13 +259,16 @@ class BertConfig:
             hf["pruned_heads"] = {str(i): list(heads) for i, heads in enumerate(self.pruned_heads)}
         from edgekit import tasks
 
-        hf["architectures"] = [tasks.for_config(self).architecture]
+        family = _family(self.model_type)
+        if family.embedding_projection:
+            hf["embedding_size"] = self.embedding_width
+        hf["architectures"] = [family.architecture(tasks.for_config(self).architecture)]
         if self.num_labels:
             hf["id2label"] = {str(i): name for i, name in enumerate(self.id2label)}
             hf["label2id"] = {name: i for i, name in enumerate(self.id2label)}
         # transformers ignores unknown keys; edgekit reads these back.
         hf["edgekit"] = {key: getattr(self, key) for key in _EDGEKIT_KEYS}
-        return hf
+        return family.hf_config(hf)
 
 
 def _check_types(values: dict[str, Any], prefix: str = "") -> None:
@@ -290,6 +339,12 @@ def _read_pruned_heads(pruned: Any, values: dict[str, Any]) -> dict[str, Any]:
         "attention_head_size": hidden // original,
         "pruned_heads": tuple(tuple(heads) for heads in per_layer),
     }
+
+
+def _family(model_type: Any):
+    from edgekit.models import families
+
+    return families.get(model_type)
 
 
 _HF_NAMES = {v: k for k, v in _HF_KEYS.items()}

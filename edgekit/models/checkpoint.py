@@ -1,9 +1,10 @@
-"""Read and write Hugging Face BERT checkpoints (config.json + safetensors) without torch.
+"""Read and write Hugging Face BERT-class checkpoints (config.json + safetensors) without torch.
 
-Reading accepts BertModel and the task layouts (encoder tensors with or without a ``bert.``
-prefix; the ``classifier.*`` or ``qa_outputs.*`` head of BertFor{Sequence,Token}Classification
-or BertForQuestionAnswering, told apart by ``architectures``) and sharded safetensors.
-Writing produces the layout transformers loads for the task (``bert.`` prefix under a head). Head-pruned models are
+Reading accepts each family's base model and task layouts (``families``: encoder tensors with or
+without the family's prefix, e.g. ``bert.``; the head of {Family}For{Sequence,Token}Classification
+or {Family}ForQuestionAnswering, told apart by ``architectures``) and sharded safetensors, and
+renames every tensor to edgekit's names (``weight_layout``). Writing produces the layout
+transformers loads for the family and task (the prefix under a head). Head-pruned models are
 written with transformers' ``pruned_heads`` (smaller tensors), which transformers 4.x loads;
 transformers 5 dropped head pruning and refuses those tensor shapes, so
 ``pad_pruned_heads=True`` writes the removed heads back as zeros (full-size tensors, same
@@ -20,6 +21,7 @@ import numpy as np
 from edgekit import tasks
 from edgekit.config.enums import Task
 from edgekit.errors import ModelLoadError
+from edgekit.models import families
 from edgekit.models.bert_config import BertConfig
 from edgekit.models.files import check_readable, first_line, is_file, read_json, read_json_object
 from edgekit.models.weight_layout import weight_slots
@@ -28,8 +30,6 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"
 _PICKLES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
-# Tensors that a BERT checkpoint may carry and edgekit does not use.
-_IGNORED_PREFIXES = ("cls.", "embeddings.position_ids")
 
 _PICKLE_REFUSAL = (
     "{path}: refusing to load a pickled PyTorch checkpoint: unpickling can run arbitrary code "
@@ -39,10 +39,22 @@ _PICKLE_REFUSAL = (
 )
 
 
+def folder_family(folder: Path) -> families.Family:
+    """The family its config.json names (BERT without one: loading refuses the folder later)."""
+    path = folder / CONFIG_FILE
+    try:
+        return families.get(read_json_object(path).get("model_type", "bert") if is_file(path) else "bert")
+    except ModelLoadError as err:
+        raise ModelLoadError(f"{path}: {err}") from None
+
+
 def read_weights(folder: Path) -> dict[str, np.ndarray]:
-    """All tensors of ``folder`` as float32 numpy arrays, keyed by HF name (``bert.`` stripped)."""
+    """The tensors of ``folder`` edgekit uses, as float32 numpy arrays keyed by edgekit's names
+    (the family's, e.g. DistilBERT's ``transformer.layer.0.ffn.lin1.weight``, renamed; tensors
+    the family's models carry for other heads, such as a masked-LM head, left out)."""
     from safetensors.numpy import load_file
 
+    family = folder_family(folder)
     if is_file(folder / WEIGHTS_FILE):
         files = [folder / WEIGHTS_FILE]
     elif is_file(folder / WEIGHTS_INDEX):
@@ -60,10 +72,13 @@ def read_weights(folder: Path) -> dict[str, np.ndarray]:
         except Exception as err:  # safetensors raises several types for corrupt files
             raise ModelLoadError(f"{path}: cannot read safetensors file ({first_line(err)})") from None
         for name, value in tensors.items():
-            key = name.removeprefix("bert.")
+            if family.ignores(name):
+                continue
+            key = family.to_edgekit(name)
             if key in weights:  # which of the two would fill the model depends on the order of reading
-                raise ModelLoadError(f"{path}: tensor {key!r} is in the checkpoint twice (with and without the "
-                                     "'bert.' prefix, or in two shards); expected it once")
+                raise ModelLoadError(f"{path}: tensor {name!r} is in the checkpoint twice (with and without the "
+                                     f"'{family.base_prefix}.' prefix, under another name, or in two shards); "
+                                     "expected it once")
             floating = value.dtype.kind == "f" or value.dtype.name == "bfloat16"  # numpy has no bf16 kind
             weights[key] = value.astype(np.float32) if floating else value
     return weights
@@ -111,9 +126,10 @@ def _task(path: Path, architectures: list[str], weights: dict[str, np.ndarray]):
     answer silently wrongly (embeddings instead of labels, a per-token head read as a sentence one)."""
     declared = architectures[0] if architectures else None
     task = tasks.by_architecture(declared) if declared else None
+    family = folder_family(path.parent)
     if declared and task is None:
         raise ModelLoadError(f"{path}: architectures: {declared} is not a head edgekit builds (expected one of "
-                             f"{', '.join(tasks.get(t).architecture for t in Task)})")
+                             f"{', '.join(family.architecture(tasks.get(t).architecture) for t in Task)})")
     found = {name.split(".")[0] for name in weights} & {"classifier", "qa_outputs"}
     if len(found) > 1:
         raise ModelLoadError(f"{path}: the weights hold both a classifier and a qa_outputs head (expected one)")
@@ -122,7 +138,8 @@ def _task(path: Path, architectures: list[str], weights: dict[str, np.ndarray]):
                          Task.TEXT_CLASSIFICATION if "classifier" in found else Task.FEATURE_EXTRACTION)
     if task.head_layer not in found | {None}:
         raise ModelLoadError(f"{path}: architectures: {declared} needs a {task.head_layer} head, but the weights "
-                             f"have no {task.head_layer}.weight (expected BertModel for an encoder)")
+                             f"have no {task.head_layer}.weight (expected {family.architecture('BertModel')} "
+                             "for an encoder)")
     if found - {task.head_layer}:
         raise ModelLoadError(f"{path}: architectures: {declared}: its {found.pop()}.weight is not the head of "
                              f"this architecture (expected {task.head_layer or 'no head'})")
@@ -174,14 +191,13 @@ def check_weights(config: BertConfig, weights: dict[str, np.ndarray], source: Pa
             if not np.isfinite(value).all():
                 raise ModelLoadError(f"{source}: tensor {name!r} holds NaN or infinite values")
             used.add(name)
-    unused = sorted(
-        n for n in weights
-        if n not in used and not n.startswith(_IGNORED_PREFIXES) and not n.startswith("pooler.")
-    )
+    unused = sorted(n for n in weights if n not in used and not n.startswith("pooler."))
     if unused:
+        prefix = families.get(config.model_type).class_prefix
         raise ModelLoadError(
             f"{source}: unexpected tensors {', '.join(unused[:4])}{' ...' if len(unused) > 4 else ''} "
-            "(edgekit reads BertModel and BertFor{Sequence,Token}Classification / QuestionAnswering checkpoints)"
+            f"(edgekit reads {prefix}Model and {prefix}For{{Sequence,Token}}Classification / QuestionAnswering "
+            "checkpoints)"
         )
 
 
@@ -213,9 +229,8 @@ def _pad_heads(value: np.ndarray, axis: int, removed: tuple[int, ...], config: B
 
 
 def collect_weights(model, config: BertConfig, *, pad_pruned_heads: bool = False) -> dict[str, np.ndarray]:
-    """The model's tensors under the names transformers expects for ``config``'s architecture
-    (with ``pad_pruned_heads``: pruned heads as zero blocks, shaped for ``unpruned_config``)."""
-    prefix = "bert." if tasks.for_config(config).head(config) is not None else ""
+    """The model's tensors by edgekit's names (with ``pad_pruned_heads``: pruned heads as zero
+    blocks, shaped for ``unpruned_config``); ``write_tensors`` gives them the family's names."""
     pad = pad_pruned_heads and bool(config.pruned_heads)
     tensors = {}
     for slot in weight_slots(config):
@@ -227,9 +242,17 @@ def collect_weights(model, config: BertConfig, *, pad_pruned_heads: bool = False
             removed = config.pruned_heads[int(slot.layer.split("_")[1])]
             values = [_pad_heads(values[0], 0, removed, config), values[1]]  # kernel rows
         for name, value in zip(slot.hf_names, values):
-            key = f"{prefix}{name}" if slot.in_base_model else name
-            tensors[key] = np.ascontiguousarray(value.T if slot.transpose else value, dtype=np.float32)
+            tensors[name] = np.ascontiguousarray(value.T if slot.transpose else value, dtype=np.float32)
     return tensors
+
+
+def hf_tensors(config: BertConfig, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Tensors by edgekit's names -> by the names transformers' class for ``config`` loads."""
+    family, spec = families.get(config.model_type), tasks.for_config(config)
+    task_model = spec.head(config) is not None
+    heads = {slot.hf_names[0].rsplit(".", 1)[0] for slot in weight_slots(config) if not slot.in_base_model}
+    return {family.to_hf(name, in_base_model=name.rsplit(".", 1)[0] not in heads, task_model=task_model,
+                         task=spec.name): value for name, value in tensors.items()}
 
 
 def write_checkpoint(folder: Path, model, config: BertConfig, *, pad_pruned_heads: bool = False) -> None:
@@ -239,9 +262,10 @@ def write_checkpoint(folder: Path, model, config: BertConfig, *, pad_pruned_head
 
 
 def write_tensors(folder: Path, config: BertConfig, tensors: dict[str, np.ndarray]) -> None:
-    """config.json + model.safetensors (HF tensor names -> arrays) into an existing ``folder``."""
+    """config.json + model.safetensors (edgekit's tensor names -> arrays) into an existing ``folder``."""
     from safetensors.numpy import save_file
 
+    tensors = hf_tensors(config, tensors)
     (folder / CONFIG_FILE).write_text(json.dumps(config.to_hf(), indent=2) + "\n", encoding="utf-8")
     # transformers refuses safetensors files without a "format" entry in their metadata.
     save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})

@@ -6,7 +6,9 @@ token types, ``token_type_ids`` [B, S]. Outputs (dict): ``last_hidden_state`` [B
 the task's named outputs (``edgekit.tasks``: ``embedding`` = ``pooled`` without a head, else
 the head's, e.g. ``logits`` or ``start_logits`` / ``end_logits``), and optionally ``hidden_states`` (L+1 × [B, S, H])
 and ``attentions`` (L × [B, N, S, S]) for distillation. Layer names are the ones
-``weight_layout.weight_slots`` maps to HF tensor names. Query, key and value are
+``weight_layout.weight_slots`` maps to edgekit's tensor names. Every family is this one graph:
+BERT's post-LayerNorm blocks over word + position (+ token type) embeddings, with the family's
+differences taken from the config (see ``BertConfig``). Query, key and value are
 ``num_heads * head_size`` wide, which is less than H in head-pruned models.
 
 ``importance_masks=True`` adds two float inputs, ``head_mask`` [B, L, N] and ``ffn_mask``
@@ -79,17 +81,21 @@ def build_encoder(
                  keras.Input((config.num_layers, config.intermediate_size), name="ffn_mask"))
         inputs.update(head_mask=masks[0], ffn_mask=masks[1])
 
-    x = keras.layers.Embedding(config.vocab_size, config.hidden_size, embeddings_initializer=_init(),
-                               name="word_embeddings")(input_ids)
-    x = x + L.PositionEmbedding(config.max_position_embeddings, config.hidden_size,
+    e = config.embedding_width
+    x = keras.layers.Embedding(config.vocab_size, e, embeddings_initializer=_init(), name="word_embeddings")(input_ids)
+    x = x + L.PositionEmbedding(config.max_position_embeddings, e, config.position_offset,
                                 name="position_embeddings")(input_ids)
-    if config.type_vocab_size:
+    if config.type_vocab_size == 1:  # one token type (RoBERTa): its row is added to every token, no input
+        x = L.SingleTypeEmbedding(e, name="token_type_embeddings")(x)
+    elif config.type_vocab_size:
         token_type_ids = keras.Input((None,), dtype="int32", name="token_type_ids")
         inputs["token_type_ids"] = token_type_ids
-        x = x + keras.layers.Embedding(config.type_vocab_size, config.hidden_size, embeddings_initializer=_init(),
+        x = x + keras.layers.Embedding(config.type_vocab_size, e, embeddings_initializer=_init(),
                                        name="token_type_embeddings")(token_type_ids)
     x = _layer_norm(config, "embeddings_layer_norm")(x)
     x = keras.layers.Dropout(config.hidden_dropout)(x)
+    if config.embedding_size is not None:
+        x = _dense(config.hidden_size, "embeddings_project")(x)
 
     bias = L.AttentionMaskBias(config.mask_bias, lookup=mask_lookup, name="attention_mask_bias")(attention_mask)
     hidden_states, attentions = [x], []
@@ -99,7 +105,10 @@ def build_encoder(
         attentions.append(probs)
 
     if config.pooling == "pooler":
-        pooled = _dense(config.hidden_size, "pooler", activation="tanh")(x[:, 0])
+        act = config.pooler_activation
+        pooled = _dense(config.hidden_size, "pooler", activation=act if act in ("tanh", "relu") else None)(x[:, 0])
+        if act not in ("tanh", "relu"):
+            pooled = L.HiddenActivation(act, name="pooler_activation")(pooled)
     else:
         pooled = L.Pooling(config.pooling, name="pooling")(x, attention_mask)
     if config.normalize:

@@ -52,12 +52,14 @@ class HiddenActivation(keras.layers.Layer):
 
 @keras.utils.register_keras_serializable("edgekit")
 class PositionEmbedding(keras.layers.Layer):
-    """Learned absolute positions: [B, S] ids -> [1, S, H] (rows 0..S-1 of the table)."""
+    """Learned absolute positions: [B, S] ids -> [1, S, H] (rows offset..offset+S-1 of the table;
+    RoBERTa's offset is pad_token_id + 1)."""
 
-    def __init__(self, max_positions: int, hidden_size: int, **kwargs):
+    def __init__(self, max_positions: int, hidden_size: int, offset: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.max_positions = max_positions
         self.hidden_size = hidden_size
+        self.offset = offset
 
     def build(self, input_shape):
         self.embeddings = self.add_weight(
@@ -67,10 +69,34 @@ class PositionEmbedding(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, input_ids):
-        return self.embeddings[None, : tf.shape(input_ids)[1]]
+        length = tf.shape(input_ids)[1]
+        if not self.offset:
+            return self.embeddings[None, :length]
+        return self.embeddings[None, self.offset: self.offset + length]
 
     def get_config(self):
-        return {**super().get_config(), "max_positions": self.max_positions, "hidden_size": self.hidden_size}
+        return {**super().get_config(), "max_positions": self.max_positions, "hidden_size": self.hidden_size,
+                "offset": self.offset}
+
+
+@keras.utils.register_keras_serializable("edgekit")
+class SingleTypeEmbedding(keras.layers.Layer):
+    """A one-row token-type table (RoBERTa's ``type_vocab_size`` 1): [B, S, H] + row 0."""
+
+    def __init__(self, hidden_size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_size = hidden_size
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight(name="embeddings", shape=(1, self.hidden_size),
+                                          initializer=keras.initializers.TruncatedNormal(stddev=0.02))
+        super().build(input_shape)
+
+    def call(self, x):
+        return x + self.embeddings[0]
+
+    def get_config(self):
+        return {**super().get_config(), "hidden_size": self.hidden_size}
 
 
 @keras.utils.register_keras_serializable("edgekit")

@@ -21,7 +21,8 @@ from edgekit.errors import ModelLoadError
 from edgekit.models.files import first_line, is_file, json_value, read_json_object, read_text
 
 # Files that describe a tokenizer in a HF folder; copied verbatim when a model is saved.
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "merges.txt", "sentencepiece.bpe.model",
+                   "spiece.model", "added_tokens.json", "tokenizer_config.json", "special_tokens_map.json")
 # Share of the embedding table's rows a model's own tokenizer covers at least: tables are padded
 # a little past the vocabulary (to a multiple of 8 or 64), never by a tenth.
 MIN_TABLE_COVERAGE = 0.9
@@ -85,6 +86,17 @@ class TextTokenizer:
         word ids, overflowing windows). Every method here sets truncation and padding before it
         encodes, so callers set their own and need not restore them."""
         return self._tok
+
+    @property
+    def kind(self) -> str:
+        """"wordpiece" (BERT, DistilBERT, ELECTRA), "bpe" (RoBERTa's byte-level BPE) or "unigram"
+        (SentencePiece: XLM-R, ALBERT): what an app's tokenizer must implement."""
+        return {"WordPiece": "wordpiece", "BPE": "bpe", "Unigram": "unigram"}.get(type(self._tok.model).__name__,
+                                                                             type(self._tok.model).__name__.lower())
+
+    def definition(self) -> str:
+        """The tokenizer as tokenizer.json text (without the padding / truncation ``encode`` set)."""
+        return json.dumps(_definition(self._tok), ensure_ascii=False, indent=1)
 
     @property
     def vocab_size(self) -> int:

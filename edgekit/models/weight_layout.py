@@ -1,4 +1,7 @@
-"""Which HF tensor fills which weight of ``build_encoder``'s layers (no TensorFlow needed)."""
+"""Which tensor fills which weight of ``build_encoder``'s layers (no TensorFlow needed).
+
+Tensors are named by edgekit's names: BERT's HF names without the ``bert.`` prefix, plus
+ELECTRA's ``embeddings_project``; ``families`` maps each family's HF names onto them."""
 
 from __future__ import annotations
 
@@ -14,8 +17,8 @@ class WeightSlot:
 
     HF stores Dense kernels as [out, in]; Keras as [in, out], hence ``transpose``. ``shapes``
     are the HF tensors' shapes, so a checkpoint can be checked before TensorFlow builds (and
-    allocates) a model from its config.json. Tensors of the base model carry a ``bert.`` prefix
-    inside task models; heads (``in_base_model=False``) never do.
+    allocates) a model from its config.json. Tensors of the base model carry the family's prefix
+    (``bert.``) inside task models; heads (``in_base_model=False``) never do.
     """
 
     layer: str
@@ -26,22 +29,25 @@ class WeightSlot:
 
 
 def weight_slots(config: BertConfig) -> list[WeightSlot]:
-    """The complete weight layout of ``build_encoder(config)`` (HF names without ``bert.``)."""
-    h, a, f = config.hidden_size, config.all_head_size, config.intermediate_size
+    """The complete weight layout of ``build_encoder(config)``, by edgekit's tensor names."""
+    h, a, f, e = config.hidden_size, config.all_head_size, config.intermediate_size, config.embedding_width
     norm = ((h,), (h,))
 
     def dense(layer: str, path: str, out: int, into: int, **kw) -> WeightSlot:
         return WeightSlot(layer, (f"{path}.weight", f"{path}.bias"), ((out, into), (out,)), True, **kw)
 
     slots = [
-        WeightSlot("word_embeddings", ("embeddings.word_embeddings.weight",), ((config.vocab_size, h),)),
+        WeightSlot("word_embeddings", ("embeddings.word_embeddings.weight",), ((config.vocab_size, e),)),
         WeightSlot("position_embeddings", ("embeddings.position_embeddings.weight",),
-                   ((config.max_position_embeddings, h),)),
-        WeightSlot("embeddings_layer_norm", ("embeddings.LayerNorm.weight", "embeddings.LayerNorm.bias"), norm),
+                   ((config.max_position_embeddings, e),)),
+        WeightSlot("embeddings_layer_norm", ("embeddings.LayerNorm.weight", "embeddings.LayerNorm.bias"),
+                   ((e,), (e,))),
     ]
     if config.type_vocab_size:
         slots.append(WeightSlot("token_type_embeddings", ("embeddings.token_type_embeddings.weight",),
-                                ((config.type_vocab_size, h),)))
+                                ((config.type_vocab_size, e),)))
+    if config.embedding_size is not None:
+        slots.append(dense("embeddings_project", "embeddings_project", h, e))
     for i in range(config.num_layers):
         hf = f"encoder.layer.{i}."
         for name, path, out, into in (

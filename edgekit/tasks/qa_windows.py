@@ -19,7 +19,6 @@ import numpy as np
 from edgekit.data.squad import QADataset
 from edgekit.models.tokenizer import TextTokenizer
 from edgekit.ondevice.answers import best_span
-from edgekit.tasks.question_answering import SPECIALS
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -45,11 +44,12 @@ def encode_questions(tokenizer: TextTokenizer, dataset: QADataset, max_length: i
                      max_query_length: int) -> QAWindows:
     """Every question of ``dataset`` as one or more windows of at most ``max_length`` tokens
     (``question_answering.windows`` has the settings for ``max_length``)."""
-    room = max_length - SPECIALS - max_query_length  # context tokens a window holds at least
+    backend = tokenizer.backend
+    # context tokens a window holds at least (pair specials: 3 for BERT's, 4 for RoBERTa's <s> q </s></s> c </s>)
+    room = max_length - backend.num_special_tokens_to_add(True) - max_query_length
     if max_query_length < 1 or doc_stride < 0 or room <= doc_stride:
         raise ValueError(f"max_length {max_length} leaves {room} context tokens after a {max_query_length}-token "
                          f"question; expected more than doc_stride {doc_stride} (and doc_stride >= 0)")
-    backend = tokenizer.backend
     questions = _cut_questions(backend, dataset.questions, max_query_length)
     backend.no_padding()
     backend.enable_truncation(max_length, stride=doc_stride, strategy="only_second")

@@ -6,6 +6,7 @@ import numpy as np
 
 from edgekit import tasks
 from edgekit.config.enums import Task
+from edgekit.models import families
 from edgekit.models.checkpoint import assign_weights, check_weights, read_config, read_weights
 from edgekit.models.pretrained import Pretrained
 from edgekit.models.registry import resolve_model
@@ -19,26 +20,33 @@ def load_task_model(source, task: Task | str, labels: tuple[str, ...] = (), *, p
     A head of the same task and labels is kept; otherwise a new one is drawn N(0, 0.02) with
     ``seed``. A sentence-transformers encoder becomes a sentence classifier on BERT's pooler (so
     transformers' BertForSequenceClassification computes the same logits) unless ``pooling`` says
-    otherwise; its L2 normalisation is dropped, since it would cap the logits' scale. Per-token
+    otherwise; its L2 normalisation is dropped, since it would cap the logits' scale. A family whose
+    sentence head has its own dense layer (DistilBERT's pre_classifier) gets a fresh one. Per-token
     heads read token states, so their models carry no pooler.
     """
     spec = tasks.get(task)
     folder = resolve_model(source)
     weights = read_weights(folder)
     config = read_config(folder, weights, pooling=pooling)
+    # DistilBERT / RoBERTa / ELECTRA sentence heads always hold a dense layer on the first token.
+    family_head = "pooler.dense." in {pair[1] for pair in families.get(config.model_type).sequence_head}
     if (config.task, config.id2label) != (spec.name, tuple(labels)):
         weights = {k: v for k, v in weights.items() if not k.startswith(("classifier.", "qa_outputs."))}
         changes = {"task": spec.name, "num_labels": len(labels), "id2label": tuple(labels)}
         if spec.task is Task.TEXT_CLASSIFICATION:
-            changes["pooling"] = pooling or ("pooler" if "pooler.dense.weight" in weights else config.pooling)
+            changes["pooling"] = pooling or ("pooler" if "pooler.dense.weight" in weights or family_head
+                                             else config.pooling)
             changes["normalize"] = False
         elif spec.task is not Task.FEATURE_EXTRACTION:  # per-token heads
             changes.update(pooling="cls", normalize=False)
             weights = {k: v for k, v in weights.items() if not k.startswith("pooler.")}
         config = config.replace(**changes)
         head = spec.head(config)
+        rng = np.random.default_rng(seed)
+        if config.pooling == "pooler" and "pooler.dense.weight" not in weights:
+            weights["pooler.dense.weight"] = rng.normal(0, 0.02, (config.hidden_size,) * 2).astype(np.float32)
+            weights["pooler.dense.bias"] = np.zeros(config.hidden_size, np.float32)
         if head is not None:
-            rng = np.random.default_rng(seed)
             weights[f"{head.layer}.weight"] = rng.normal(0, 0.02, (head.width, config.hidden_size)).astype(np.float32)
             weights[f"{head.layer}.bias"] = np.zeros(head.width, np.float32)
     check_weights(config, weights, folder)

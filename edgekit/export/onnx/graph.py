@@ -2,11 +2,11 @@
 
 Why by hand: tf2onnx 1.17 turns the tf-keras encoder into ~600 small ops that onnxruntime's
 transformer optimizer does not recognise (nothing fused, ~3x slower than a fused graph). The
-graph here is written directly from the HF-named weights (``collect_weights``) in the
+graph here is written directly from the weights by edgekit's names (``collect_weights``) in the
 ``com.microsoft`` contrib ops that onnxruntime's own BERT optimizer would produce, so the fusion
 cannot silently fail to happen:
 
-    input_ids, token_type_ids [B, S] ──EmbedLayerNormalization──> x [B, S, H]
+    input_ids, token_type_ids [B, S] ──EmbedLayerNormalization──> x [B, S, E] (──MatMul──> [B, S, H])
     per layer:  Attention(x, Wqkv [H, 3A], mask [B, S])           -> ctx [B, S, A]
                 MatMul(ctx, Wo [A, H]) + SkipLayerNormalization   -> x   [B, S, H]
                 MatMul(x, Wi [H, I]) + BiasGelu                   -> f   [B, S, I]
@@ -15,8 +15,9 @@ cannot silently fail to happen:
           pooled vector (cls / masked mean / pooler tanh, L2 normalised) -> [B, C], or over
           every token -> [B, S, C], split into the task's named outputs
 
-B = batch, S = sequence, H = hidden, A = num_heads * head_size (< H after head pruning),
-I = intermediate size. ``attention="split"`` writes the Q/K/V projection as its own MatMul
+B = batch, S = sequence, H = hidden, E = embedding width (ELECTRA's narrower embeddings are
+projected to H; otherwise E = H), A = num_heads * head_size (< H after head pruning),
+I = intermediate size. Every family is this graph (``BertConfig`` says where they differ). ``attention="split"`` writes the Q/K/V projection as its own MatMul
 followed by ``MultiHeadAttention`` instead, so that static (QDQ) quantization, which cannot
 quantize the packed ``Attention`` op, can make that projection int8 too; ``"separate"`` writes
 it as three [H, A] MatMuls, each with int8 ranges (and NNCF smoothing) of its own.
@@ -132,31 +133,37 @@ class _Builder:
         return names[0]
 
 
-def _strip_prefix(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {k.removeprefix("bert."): v for k, v in weights.items()}
-
-
 B, S = BATCH, SEQUENCE
 
 
 def _embeddings(b: _Builder, config: BertConfig) -> str:
-    """EmbedLayerNormalization: word + position (0..S-1) + token type embeddings, LayerNorm."""
+    """EmbedLayerNormalization: word + position (0..S-1) + token type embeddings, LayerNorm.
+
+    The op reads position rows from 0: a position offset (RoBERTa) starts the table there, and a
+    single token type (no token_type_ids input) is added to every position row."""
     from onnx import TensorProto, helper
 
-    types = bool(config.type_vocab_size)
+    types = config.type_vocab_size > 1
+    positions = b.weights["embeddings.position_embeddings.weight"][config.position_offset:]
+    if config.type_vocab_size == 1:
+        positions = positions + b.weights["embeddings.token_type_embeddings.weight"][0]
     inputs = [
         "input_ids",
         "token_type_ids" if types else "",
         b.weight("embeddings.word_embeddings.weight"),
-        b.weight("embeddings.position_embeddings.weight"),
+        b.const("embeddings.position_embeddings.weight", positions),
         b.weight("embeddings.token_type_embeddings.weight") if types else "",
         b.weight("embeddings.LayerNorm.weight"),
         b.weight("embeddings.LayerNorm.bias"),
     ]
     # The op must declare its second output (mask_index [B] int32); unused: attention reads the raw mask.
-    x = b.op("EmbedLayerNormalization", inputs, "embeddings", [B, S, config.hidden_size],
+    x = b.op("EmbedLayerNormalization", inputs, "embeddings", [B, S, config.embedding_width],
              outputs=["embeddings", "embeddings_mask_index"], ms=True, epsilon=config.layer_norm_eps)
     b.value_info[-1] = helper.make_tensor_value_info("embeddings_mask_index", TensorProto.INT32, [B])
+    if config.embedding_size is not None:
+        shape = [B, S, config.hidden_size]
+        x = b.op("Add", [b.dense(x, "embeddings_project", "embeddings_project", shape),
+                         b.weight("embeddings_project.bias")], "embeddings_projected", shape)
     return x
 
 
@@ -253,8 +260,12 @@ def _pool(b: _Builder, config: BertConfig, x: str, first_token_only: bool) -> st
         pooled = b.op("Squeeze", [first, axis1], "pooling", [B, h])
         if config.pooling == "pooler":
             dense = b.op("MatMul", [pooled, b.weight("pooler.dense.weight", transpose=True)], "pooler_dense", [B, h])
-            biased = b.op("Add", [dense, b.weight("pooler.dense.bias")], "pooler_bias", [B, h])
-            pooled = b.op("Tanh", [biased], "pooler", [B, h])
+            bias = b.weight("pooler.dense.bias")
+            if config.pooler_activation == "gelu":
+                pooled = b.op("BiasGelu", [dense, bias], "pooler", [B, h], ms=True)
+            else:
+                biased = b.op("Add", [dense, bias], "pooler_bias", [B, h])
+                pooled = b.op({"tanh": "Tanh", "relu": "Relu"}[config.pooler_activation], [biased], "pooler", [B, h])
     if config.normalize:
         # tf.math.l2_normalize: x * rsqrt(max(sum(x^2), 1e-12))
         sq = b.op("ReduceSumSquare", [pooled], "norm_squared", [B, 1], axes=[-1], keepdims=1)  # opset 17: attribute
@@ -300,7 +311,7 @@ def build_model(config: BertConfig, weights: dict[str, np.ndarray], options: Gra
     task = tasks.for_config(config)
     head = task.head(config)
     over_tokens = head is not None and head.over == "tokens"
-    b = _Builder(_strip_prefix(weights), options.smoothing)
+    b = _Builder(weights, options.smoothing)
     mask_bias = config.mask_bias if options.mask_bias is None else options.mask_bias
     shortcut = (options.cls_shortcut and config.pooling in ("cls", "pooler") and config.num_layers > 0
                 and not over_tokens)
@@ -319,7 +330,7 @@ def build_model(config: BertConfig, weights: dict[str, np.ndarray], options: Gra
     outputs = task.outputs(config)
     declared = {o.name for o in outputs}  # graph outputs, not intermediates
     value_info = [v for v in b.value_info if v.name not in declared]
-    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if config.type_vocab_size else [])
+    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if config.type_vocab_size > 1 else [])
     inputs = [helper.make_tensor_value_info(n, TensorProto.INT32, [B, S]) for n in names]
     graph_outputs = [helper.make_tensor_value_info(o.name, TensorProto.FLOAT, o.shape) for o in outputs]
     graph = helper.make_graph(b.nodes, "edgekit_bert", inputs, graph_outputs, b.initializers, value_info=value_info)

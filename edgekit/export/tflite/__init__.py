@@ -73,7 +73,7 @@ def _qat(job: ExportJob) -> tuple[bytes, dict]:
         raise ValueError("int8-qat needs calibration inputs for its conversion (ExportJob.calibration)")
     options = int8.Int8Options.from_quantize(job.quantize, job.pretrained.config.mask_bias)
     model = qat.quantize_aware_model(job.pretrained, options.mask_bias)
-    max_length = min(job.seq_len, job.pretrained.config.max_position_embeddings)
+    max_length = min(job.seq_len, job.pretrained.config.max_positions)
     result = qat.train(model, job.pretrained, job.train, job.quantize.qat, max_length=max_length)
     batches = int8.calibration_batches(list(job.calibration)[: options.calibration_samples], static=job.static,
                                        batch_size=job.batch_size, seq_len=job.seq_len,

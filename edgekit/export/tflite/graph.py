@@ -103,6 +103,7 @@ class EncoderWeights:
     eps: float
     pooling: str  # cls | mean | pooler
     normalize: bool
+    pooler_activation: str = "tanh"  # of the dense layer on the first token (pooling "pooler")
     split_first: bool = False  # run the first token ([CLS]) in tensors of its own (see EncoderGraph)
     notes: tuple[str, ...] = field(default=())  # transforms applied, in order
 
@@ -115,36 +116,52 @@ class EncoderWeights:
 
 
 def from_keras(model, config) -> EncoderWeights:
-    """Copy the weights of ``build_encoder(config)``'s layers (by layer name)."""
+    """The weights of ``build_encoder(config)``'s model, through edgekit's tensor names
+    (``checkpoint.collect_weights``: the structure every graph builder reads)."""
+    from edgekit.models.checkpoint import collect_weights
 
-    def get(name):
-        return [np.asarray(w, np.float32) for w in model.get_layer(name).get_weights()]
+    return from_tensors(collect_weights(model, config), config)
 
-    def dense(name, factor=1.0):
-        kernel, bias = get(name)
-        return Dense(kernel * factor, bias * factor)
 
-    def norm(name):
-        gamma, beta = get(name)
-        return Norm(gamma, beta)
+def from_tensors(t: dict[str, np.ndarray], config) -> EncoderWeights:
+    """``EncoderWeights`` from tensors by edgekit's names (HF Dense kernels are [out, in]). The
+    position table starts at the config's offset, and a single token type is added to it (no
+    input). An embedding projection (ELECTRA) is not written for full int8 yet: refused."""
+    from edgekit.errors import EdgekitError
+
+    if config.embedding_size is not None:
+        raise EdgekitError(f"full-int8 TFLite of a {config.model_type} model with embedding_size "
+                          f"{config.embedding_size} < hidden_size {config.hidden_size} (a projected embedding) is not "
+                          "supported yet; export it as int8-dynamic or fp16")
+
+    def dense(path, factor=1.0):
+        return Dense(t[f"{path}.weight"].T * factor, t[f"{path}.bias"] * factor)
+
+    def norm(path):
+        return Norm(t[f"{path}.weight"], t[f"{path}.bias"])
 
     head = tasks.for_config(config).head(config)
     q_scale = 1.0 / math.sqrt(config.head_size)
-    blocks = tuple(
-        Block(query=dense(f"layer_{i}_query", q_scale), key=dense(f"layer_{i}_key"), value=dense(f"layer_{i}_value"),
-              attention_output=dense(f"layer_{i}_attention_output"),
-              attention_norm=norm(f"layer_{i}_attention_layer_norm"),
-              intermediate=dense(f"layer_{i}_intermediate"), output=dense(f"layer_{i}_output"),
-              output_norm=norm(f"layer_{i}_output_layer_norm"))
-        for i in range(config.num_layers))
+    blocks = []
+    for i in range(config.num_layers):
+        layer = f"encoder.layer.{i}."
+        blocks.append(Block(
+            query=dense(layer + "attention.self.query", q_scale), key=dense(layer + "attention.self.key"),
+            value=dense(layer + "attention.self.value"), attention_output=dense(layer + "attention.output.dense"),
+            attention_norm=norm(layer + "attention.output.LayerNorm"), intermediate=dense(layer + "intermediate.dense"),
+            output=dense(layer + "output.dense"), output_norm=norm(layer + "output.LayerNorm")))
+    position = t["embeddings.position_embeddings.weight"][config.position_offset:]
+    token_type = t.get("embeddings.token_type_embeddings.weight")
+    if config.type_vocab_size == 1:
+        position, token_type = position + token_type[0], None
     return EncoderWeights(
-        word=get("word_embeddings")[0], position=get("position_embeddings")[0],
-        token_type=get("token_type_embeddings")[0] if config.type_vocab_size else None,
-        embedding_norm=norm("embeddings_layer_norm"), blocks=blocks,
-        pooler=dense("pooler") if config.pooling == "pooler" else None,
+        word=t["embeddings.word_embeddings.weight"], position=position, token_type=token_type,
+        embedding_norm=norm("embeddings.LayerNorm"), blocks=tuple(blocks),
+        pooler=dense("pooler.dense") if config.pooling == "pooler" else None,
         head=head, head_weights=dense(head.layer) if head is not None else None,
         num_heads=config.num_heads, head_size=config.head_size, activation=config.hidden_act,
-        eps=config.layer_norm_eps, pooling=config.pooling, normalize=config.normalize)
+        eps=config.layer_norm_eps, pooling=config.pooling, normalize=config.normalize,
+        pooler_activation=config.pooler_activation)
 
 
 def norms(weights: EncoderWeights) -> list[Norm]:
@@ -229,14 +246,13 @@ class EncoderGraph:
             self._dense_consts[id(dense)] = (self._const(dense.kernel), self._const(dense.bias))
         kernel, bias = self._dense_consts[id(dense)]
         y = tf.matmul(x, kernel) + bias
-        if activation == "tanh":
-            y = tf.math.tanh(y)
-        return y
+        return y if activation is None else self._activation(y, activation)
 
-    def _activation(self, x):
+    def _activation(self, x, act: str):
         import tensorflow as tf
 
-        act = self.w.activation
+        if act == "tanh":
+            return tf.math.tanh(x)
         if act == "gelu":
             return tf.nn.gelu(x, approximate=False)
         if act in ("gelu_new", "gelu_pytorch_tanh"):
@@ -337,7 +353,7 @@ class EncoderGraph:
         import tensorflow as tf
 
         if not block.ffn_groups:
-            act = self._activation(self._dense(x, block.intermediate))
+            act = self._activation(self._dense(x, block.intermediate), self.w.activation)
             return self._dense(act, block.output), act
         key = (id(block), "ffn")
         if key not in self._dense_consts:
@@ -347,7 +363,7 @@ class EncoderGraph:
         parts, out_bias = self._dense_consts[key]
         total = None
         for w_in, b_in, w_out in parts:
-            y = tf.matmul(self._activation(tf.matmul(x, w_in) + b_in), w_out)
+            y = tf.matmul(self._activation(tf.matmul(x, w_in) + b_in, self.w.activation), w_out)
             total = y if total is None else total + y
         return total + out_bias, None
 
@@ -420,7 +436,7 @@ class EncoderGraph:
         else:  # the first token: with split_first the other rows' last FFN is dead code (pruned)
             pooled = h[0] if w.split_first else tf.reshape(h[0], [batch, seq, hidden])[:, 0]
             if w.pooler is not None:
-                pooled = self._dense(pooled, w.pooler, activation="tanh")
+                pooled = self._dense(pooled, w.pooler, activation=w.pooler_activation)
         if w.normalize:
             pooled = tf.math.l2_normalize(pooled, axis=-1, epsilon=1e-12)
         return pooled

@@ -4,7 +4,9 @@ What LiteRT's Task Library and MediaPipe text tasks read: a ``ModelMetadata`` fl
 (file identifier ``M001``) in a model buffer named ``TFLITE_METADATA``, with one input
 TensorMetadata per model input *in the subgraph's input order*, named ``ids`` / ``mask`` /
 ``segment_ids``, a subgraph-level ``BertTokenizerOptions`` process unit pointing at
-``vocab.txt``, and one output TensorMetadata per model output in the subgraph's output order,
+``vocab.txt`` (WordPiece models; a BPE or SentencePiece/Unigram model, which the Task Library's
+BERT APIs cannot tokenize, carries its ``tokenizer.json`` as a plain associated file and no
+tokenizer unit), and one output TensorMetadata per model output in the subgraph's output order,
 named as the signature names it. Per task:
 
 * text classification: ``logits`` with ``labels.txt`` (TENSOR_AXIS_LABELS): Task Library
@@ -46,7 +48,7 @@ FILE_IDENTIFIER = b"M001"
 MIN_PARSER_VERSION = "1.1.0"
 ROLES = {"input_ids": "ids", "attention_mask": "mask", "token_type_ids": "segment_ids"}
 _DESCRIPTIONS = {
-    "ids": "Tokenized ids of the input text (WordPiece, [CLS] ... [SEP]).",
+    "ids": "Tokenized ids of the input text ({kind}, with the tokenizer's special tokens).",
     "mask": "Mask with 1 for real tokens and 0 for padding tokens.",
     "segment_ids": "0 for the first sequence, 1 for the second sequence if exists.",
 }
@@ -65,7 +67,8 @@ class ModelInfo:
     version: str
     inputs: list[tuple[str, str]]  # (metadata name, description) in subgraph input order
     outputs: list[tuple[str, str]]  # (metadata name, description) in subgraph output order
-    vocab_file: str = "vocab.txt"
+    vocab_file: str | None = "vocab.txt"  # WordPiece vocabulary (BertTokenizerOptions); None: other tokenizers
+    tokenizer_file: str | None = None  # tokenizer.json, for tokenizers without a metadata process unit
     label_file: str | None = None  # the labels of the ``logits`` output (classifiers, taggers)
     author: str = "edgekit"
     min_parser_version: str = MIN_PARSER_VERSION
@@ -115,9 +118,15 @@ class _Writer:
 def build_metadata(info: ModelInfo) -> bytes:
     """The ModelMetadata flatbuffer for ``info``."""
     w = _Writer()
-    vocab = w.associated_file(info.vocab_file, "WordPiece vocabulary of the tokenizer.", VOCABULARY)
-    tokenizer = w.table(1, [(0, "off", w.vector([vocab]))])
-    unit = w.table(2, [(0, "u8", BERT_TOKENIZER_OPTIONS), (1, "off", tokenizer)])
+    units = None
+    if info.vocab_file is not None:
+        vocab = w.associated_file(info.vocab_file, "WordPiece vocabulary of the tokenizer.", VOCABULARY)
+        tokenizer = w.table(1, [(0, "off", w.vector([vocab]))])
+        units = w.vector([w.table(2, [(0, "u8", BERT_TOKENIZER_OPTIONS), (1, "off", tokenizer)])])
+    files = None
+    if info.tokenizer_file is not None:
+        files = w.vector([w.associated_file(info.tokenizer_file, "The tokenizer (Hugging Face tokenizers format).",
+                                            0)])
     inputs = [w.tensor(name, desc) for name, desc in info.inputs]
     outputs = []
     for name, desc in info.outputs:
@@ -128,7 +137,7 @@ def build_metadata(info: ModelInfo) -> bytes:
         outputs.append(w.tensor(name, desc, labels))
     name = w.string("main")
     subgraph = w.table(10, [(0, "off", name), (2, "off", w.vector(inputs)), (3, "off", w.vector(outputs)),
-                            (5, "off", w.vector([unit]))])
+                            (4, "off", files), (5, "off", units)])
     fields = [w.string(s) for s in (info.name, info.description, info.version, info.author)]
     min_version = w.string(info.min_parser_version)
     root = w.table(8, [(0, "off", fields[0]), (1, "off", fields[1]), (2, "off", fields[2]),
@@ -182,13 +191,21 @@ _KINDS = {"text-classification": "text classifier", "feature-extraction": "text 
 
 def model_info(pretrained, model: bytes, outputs: tuple[Output, ...], artifact: str) -> ModelInfo:
     config = pretrained.config
-    inputs = [(ROLES.get(n, n), _DESCRIPTIONS.get(ROLES.get(n, n), n)) for n in input_order(model)]
+    kind = pretrained.tokenizer.kind
+    inputs = [(ROLES.get(n, n), _DESCRIPTIONS.get(ROLES.get(n, n), n).format(kind=_TOKENIZER_NAMES[kind]))
+              for n in input_order(model)]
     by_name = {o.name: o for o in outputs}
     described = [(n, _describe(config, by_name[n])) for n in output_order(model)]
-    kind = _KINDS[config.task] + (f" ({', '.join(config.id2label)})" if config.num_labels else "")
+    what = _KINDS[config.task] + (f" ({', '.join(config.id2label)})" if config.num_labels else "")
+    wordpiece = kind == "wordpiece"
     return ModelInfo(name=Path(str(pretrained.source)).name or "model", version=artifact,
-                     description=f"BERT-class {kind} exported by edgekit ({artifact}).", inputs=inputs,
-                     outputs=described, label_file="labels.txt" if config.num_labels else None)
+                     description=f"BERT-class ({config.model_type}) {what} exported by edgekit ({artifact}).",
+                     inputs=inputs, outputs=described, label_file="labels.txt" if config.num_labels else None,
+                     vocab_file="vocab.txt" if wordpiece else None,
+                     tokenizer_file=None if wordpiece else "tokenizer.json")
+
+
+_TOKENIZER_NAMES = {"wordpiece": "WordPiece", "bpe": "byte-level BPE", "unigram": "SentencePiece Unigram"}
 
 
 def vocab_text(tokenizer) -> str:
@@ -224,7 +241,10 @@ def write(path: Path, model: bytes, pretrained, outputs: tuple[Output, ...], art
     """Write ``model`` to ``path`` with metadata, the outputs record and the associated files
     (vocab, labels)."""
     info = model_info(pretrained, model, outputs, artifact)
-    files = {info.vocab_file: vocab_text(pretrained.tokenizer).encode("utf-8")}
+    if info.vocab_file is not None:
+        files = {info.vocab_file: vocab_text(pretrained.tokenizer).encode("utf-8")}
+    else:
+        files = {info.tokenizer_file: pretrained.tokenizer.definition().encode("utf-8")}
     if info.label_file:
         files[info.label_file] = "".join(f"{name}\n" for name in pretrained.config.id2label).encode("utf-8")
     data = attach(model, {METADATA_NAME: build_metadata(info), OUTPUTS_KEY: outputs_record(outputs).encode()})
@@ -304,6 +324,7 @@ def read_metadata(path: str | Path) -> ModelInfo | None:
     outputs = _tables(subgraph, 3)
     labels = [_string(f, 0) for out in outputs for f in _tables(out, 6) if _u8(f, 2) == TENSOR_AXIS_LABELS]
     vocab = None
+    shipped = [_string(f, 0) for f in _tables(subgraph, 4)]
     for unit in _tables(subgraph, 5):
         if _u8(unit, 0) == BERT_TOKENIZER_OPTIONS:
             options = _sub_table(unit, 1)
@@ -312,5 +333,6 @@ def read_metadata(path: str | Path) -> ModelInfo | None:
         files = {name: archive.read(name) for name in archive.namelist()}
     return ModelInfo(name=_string(root, 0), description=_string(root, 1), version=_string(root, 2),
                      inputs=inputs, outputs=[(_string(t, 0), _string(t, 1)) for t in outputs], vocab_file=vocab,
+                     tokenizer_file=shipped[0] if shipped else None,
                      label_file=labels[0] if labels else None, author=_string(root, 4),
                      min_parser_version=_string(root, 7), files=files)
