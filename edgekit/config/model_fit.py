@@ -41,7 +41,7 @@ def check_model(recipe: Recipe, folder: Path, where: Path, *, seq_len_written: b
     positions = teacher.max_positions
     if recipe.export is not None and not seq_len_written and recipe.export.seq_len > positions:
         recipe = dataclasses.replace(recipe, export=dataclasses.replace(recipe.export, seq_len=positions))
-    _check_lengths(recipe, positions, "the model's", refuse)
+    _check_lengths(recipe, teacher, "the model's", refuse)
     trained = {"distill", "prune"} & set(recipe.stages)
     if recipe.task is not Task.FEATURE_EXTRACTION and recipe.finetune is None and trained:
         if teacher.task != recipe.task.value:
@@ -69,7 +69,22 @@ def check_model(recipe: Recipe, folder: Path, where: Path, *, seq_len_written: b
                 which = "none" if removed < 1 else f"all {units}"
                 raise refuse(f"prune.{key}", f"{fraction} of the model's {units} {what} per layer removes {which}; "
                                              f"expected a fraction that removes 1..{units - 1}")
+    _check_targets(recipe, student, refuse)
     return recipe
+
+
+def _check_targets(recipe: Recipe, config, refuse) -> None:
+    """Refuse, before training, an export target the model's family cannot have yet."""
+    from edgekit.config.enums import Format, Precision
+
+    if recipe.export is None or config.embedding_size is None:
+        return
+    for i, target in enumerate(recipe.export.targets):
+        if (target.format, target.precision) == (Format.TFLITE, Precision.INT8_FULL):
+            raise refuse(f"export.targets[{i}]", f"tflite int8-full of a {config.model_type} model with projected "
+                                                 f"embeddings (embedding_size {config.embedding_size} < hidden_size "
+                                                 f"{config.hidden_size}) is not supported yet; expected another "
+                                                 "precision (int8-dynamic, fp16) or format")
 
 
 def check_export_model(recipe: Recipe, folder: Path, where: Path | None) -> None:
@@ -82,7 +97,7 @@ def check_export_model(recipe: Recipe, folder: Path, where: Path | None) -> None
         config = _read_config(folder)
     except EdgekitError as err:
         raise ConfigError(_named(err, folder)) from None
-    _check_lengths(recipe, config.max_positions, f"--model {folder}'s", refuse)
+    _check_lengths(recipe, config, f"--model {folder}'s", refuse)
     from edgekit.models.tokenizer import TextTokenizer
 
     _check_extra_tokens(recipe, TextTokenizer(folder), refuse)
@@ -100,16 +115,19 @@ def _check_extra_tokens(recipe: Recipe, tokenizer, refuse) -> None:
                                                           f"({tokenizer.file}), got {token!r}")
 
 
-def _check_lengths(recipe: Recipe, positions: int, whose: str, refuse) -> None:
+def _check_lengths(recipe: Recipe, config, whose: str, refuse) -> None:
     """``model.max_length`` and ``export.seq_len`` within the position table: longer inputs index
     past it (an error in one runtime, garbage in another)."""
+    positions = config.max_positions
     lengths = [("model.max_length", recipe.model.max_length)]
     if recipe.export is not None:
         lengths.append(("export.seq_len", recipe.export.seq_len))
     for key, length in lengths:
         if length > positions:
-            raise refuse(key, f"expected at most {whose} {positions} positions (max_position_embeddings past the position offset), "
-                              f"got {length}")
+            source = ("max_position_embeddings" if not config.position_offset else
+                      f"max_position_embeddings {config.max_position_embeddings} less the {config.model_type} "
+                      f"position offset {config.position_offset}")
+            raise refuse(key, f"expected at most {whose} {positions} positions ({source}), got {length}")
 
 
 def _check_student(recipe: Recipe, teacher, refuse):
@@ -130,9 +148,13 @@ def _check_student(recipe: Recipe, teacher, refuse):
     if hidden % heads:
         key = "num_attention_heads" if s.num_attention_heads else "hidden_size"
         raise refuse(f"distill.student.{key}", f"expected hidden_size {hidden} divisible by {heads} heads")
+    from edgekit.models.student import student_config
+
     try:
-        return teacher.replace(num_layers=len(s.layers_from_teacher), hidden_size=hidden, num_heads=heads,
-                               intermediate_size=s.intermediate_size or teacher.intermediate_size)
+        return student_config(teacher, s)
+    except ConfigError as err:  # "distill.student.KEY: message"
+        key, _, message = str(err).partition(": ")
+        raise refuse(key, message) from None
     except EdgekitError as err:
         raise refuse("distill.student", f"the student cannot be built: {err}") from None
 

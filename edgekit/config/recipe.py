@@ -138,9 +138,14 @@ class StudentSection:
     hidden_size: int | None = ranged(None, 1)
     num_attention_heads: int | None = ranged(None, 1)
     intermediate_size: int | None = ranged(None, 1)
+    family: str | None = None  # model_type of the student (None: the teacher's); see models.student
 
     def __post_init__(self):
         check_ranges(self)
+        from edgekit.models import families
+
+        require(self.family is None or self.family in families.names(), "family",
+                f"expected one of {', '.join(families.names())}, got {self.family}")
         layers = self.layers_from_teacher
         require(len(layers) > 0, "layers_from_teacher", "expected at least one teacher layer index")
         require(all(i >= 0 for i in layers), "layers_from_teacher", f"expected indices >= 0, got {list(layers)}")

@@ -27,7 +27,8 @@ def recipe_lines(recipe: Recipe) -> list[str]:
     lines.append(f"stages   {' -> '.join(recipe.stages) or 'none'}")
     if recipe.distill is not None:
         s = recipe.distill.student
-        width = "" if s.hidden_size is None else f", hidden {s.hidden_size}"
+        width = ("" if s.hidden_size is None else f", hidden {s.hidden_size}") + (
+            "" if s.family is None else f", {s.family} layout")
         lines.append(f"student  {len(s.layers_from_teacher)} layers from teacher {list(s.layers_from_teacher)}{width}")
     if recipe.prune is not None:
         lines.append(f"prune    {_prune_plan(recipe)}")

@@ -42,8 +42,9 @@ _PICKLE_REFUSAL = (
 def folder_family(folder: Path) -> families.Family:
     """The family its config.json names (BERT without one: loading refuses the folder later)."""
     path = folder / CONFIG_FILE
+    model_type = read_json_object(path).get("model_type", "bert") if is_file(path) else "bert"
     try:
-        return families.get(read_json_object(path).get("model_type", "bert") if is_file(path) else "bert")
+        return families.get(model_type)
     except ModelLoadError as err:
         raise ModelLoadError(f"{path}: {err}") from None
 

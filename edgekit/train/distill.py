@@ -25,46 +25,22 @@ from edgekit.config import DistillSection
 from edgekit.models.checkpoint import assign_weights, collect_weights
 from edgekit.models.encoder import build_encoder
 from edgekit.models.pretrained import Pretrained
+from edgekit.models.student import student_config, student_tensors
 from edgekit.train.batching import Batch, TokenizedDataset, collect
 from edgekit.train.loop import FitResult, fit
 
 tf, keras = tf_modules()
 
 
-def student_config(teacher: Pretrained, section: DistillSection):
-    s = section.student
-    if max(s.layers_from_teacher) >= teacher.config.num_layers:
-        from edgekit.errors import ConfigError
-
-        raise ConfigError(f"distill.student.layers_from_teacher: expected indices below the teacher's "
-                          f"{teacher.config.num_layers} layers, got {list(s.layers_from_teacher)}")
-    changes = {"num_layers": len(s.layers_from_teacher)}
-    for key, name in (("hidden_size", "hidden_size"), ("num_heads", "num_attention_heads"),
-                      ("intermediate_size", "intermediate_size")):
-        if getattr(s, name) is not None:
-            changes[key] = getattr(s, name)
-    return teacher.config.replace(**changes)
-
-
 def build_student(teacher: Pretrained, section: DistillSection) -> Pretrained:
-    """The student, initialised from the chosen teacher layers (sliced to a narrower width);
-    it outputs hidden states / attentions when the section's layer-transfer weights need them."""
-    config = student_config(teacher, section)
+    """The student (``models.student``: the teacher's chosen layers, sliced to a narrower width,
+    in the student's family); it outputs hidden states / attentions when the section's
+    layer-transfer weights need them."""
+    config = student_config(teacher.config, section.student)
     model = build_encoder(config, output_hidden_states=bool(section.hidden_loss_weight),
                           output_attentions=bool(section.attention_loss_weight))
-    source = collect_weights(teacher.model, teacher.config)
-    layer_map = {t: i for i, t in enumerate(section.student.layers_from_teacher)}
-    renamed = {}
-    for name, value in source.items():
-        parts = name.removeprefix("bert.").split(".")
-        if "layer" in parts and parts[parts.index("layer") + 1].isdigit():
-            at = parts.index("layer") + 1
-            if int(parts[at]) not in layer_map:
-                continue
-            parts[at] = str(layer_map[int(parts[at])])
-        renamed[".".join(parts)] = value
-    target = {n.removeprefix("bert."): t for n, t in collect_weights(model, config).items()}
-    weights = {n: renamed[n][tuple(slice(0, d) for d in t.shape)] for n, t in target.items()}
+    weights = student_tensors(teacher.config, config, collect_weights(teacher.model, teacher.config),
+                              section.student.layers_from_teacher)
     assign_weights(model, config, weights)
     return Pretrained(config=config, model=model, tokenizer=teacher.tokenizer, source=teacher.source)
 

@@ -43,6 +43,12 @@ class Family:
     token_types: bool = True
     pooler_activation: str = "tanh"
     embedding_projection: bool = False  # embeddings of ``embedding_size`` projected to hidden_size
+    tokenizer: str = "WordPiece"  # the tokenizer its checkpoints ship (read through tokenizer.json)
+
+    @property
+    def not_yet(self) -> tuple[str, ...]:
+        """Artifact kinds edgekit does not write for this family yet (``edgekit models`` says so)."""
+        return ("tflite int8-full (projected embeddings)",) if self.embedding_projection else ()
 
     def architecture(self, bert_architecture: str) -> str:
         """transformers' class of this family for a task's BERT class (``BertForQuestionAnswering``)."""
@@ -115,6 +121,18 @@ def names() -> tuple[str, ...]:
     return tuple(_FAMILIES)
 
 
+def describe() -> list[str]:
+    """One line per family for ``edgekit models``: classes, tokenizer, what is not written yet."""
+    lines = []
+    for name in names():
+        f = _FAMILIES[name]
+        gaps = f"; not yet: {', '.join(f.not_yet)}" if f.not_yet else ""
+        lines.append(f"{name:<12} {f.class_prefix}Model, {f.class_prefix}For{{Sequence,Token}}Classification, "
+                     f"{f.class_prefix}ForQuestionAnswering; {f.tokenizer}{gaps}")
+    lines.append(f"{', '.join(NOT_YET)}: not converted yet (refused in one line)")
+    return lines
+
+
 def get(model_type: Any) -> Family:
     """The family of a config.json ``model_type``; a one-line ModelLoadError for any other."""
     known = names()
@@ -124,4 +142,4 @@ def get(model_type: Any) -> Family:
     return _FAMILIES[model_type]
 
 
-__all__ = ["Family", "get", "names"]
+__all__ = ["Family", "describe", "get", "names"]

@@ -4,12 +4,12 @@ one token type; the sentence head is ``classifier.dense`` (+ tanh, on ``<s>``) t
 
 from edgekit.models.families import Family
 
-_COMMON = dict(
-    base_prefix="roberta",
-    sequence_head=(("classifier.dense.", "pooler.dense."), ("classifier.out_proj.", "classifier.")),
-    ignored=("lm_head.", "embeddings.position_ids", "embeddings.token_type_ids"),
-    written={"position_embedding_type": "absolute"},
-    offset_positions=True,
-)
-FAMILY = Family(model_type="roberta", class_prefix="Roberta", **_COMMON)
-XLM_FAMILY = Family(model_type="xlm-roberta", class_prefix="XLMRoberta", **_COMMON)
+_COMMON = {
+    "base_prefix": "roberta",
+    "sequence_head": (("classifier.dense.", "pooler.dense."), ("classifier.out_proj.", "classifier.")),
+    "ignored": ("lm_head.", "embeddings.position_ids", "embeddings.token_type_ids"),
+    "written": {"position_embedding_type": "absolute"},
+    "offset_positions": True,
+}
+FAMILY = Family(model_type="roberta", class_prefix="Roberta", tokenizer="byte-level BPE", **_COMMON)
+XLM_FAMILY = Family(model_type="xlm-roberta", class_prefix="XLMRoberta", tokenizer="SentencePiece Unigram", **_COMMON)
