@@ -121,16 +121,18 @@ def test_a_bert_teacher_distils_into_a_distilbert_layout_student(tmp_path):
     np.testing.assert_allclose(_outputs(again, single)["logits"].numpy(), got["logits"].numpy(), atol=1e-6)
 
 
-@pytest.mark.parametrize("family, message", [
-    ("gpt2", "expected one of bert, distilbert, roberta, xlm-roberta, electra, got gpt2"),
-    ("electra", "distill.student.family: a bert teacher's student can be bert or distilbert, got electra"),
+@pytest.mark.parametrize("family, eps, message", [
+    ("gpt2", 1e-12, "expected one of bert, distilbert, roberta, xlm-roberta, electra, got gpt2"),
+    ("electra", 1e-12, "distill.student.family: a bert teacher's student can be bert or distilbert, got electra"),
+    ("distilbert", 1e-5, "distill.student.family: a distilbert model's LayerNorm epsilon is 1e-12, the teacher's 1e-05"),
 ])
-def test_a_student_family_that_cannot_be_built_is_a_config_error(family, message):
+def test_a_student_family_that_cannot_be_built_is_a_config_error(family, eps, message):
     from edgekit.config import StudentSection
     from edgekit.models.bert_config import BertConfig
     from edgekit.models.student import student_config
 
-    teacher = BertConfig(vocab_size=50, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32)
+    teacher = BertConfig(vocab_size=50, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
+                         layer_norm_eps=eps)
     with pytest.raises(Exception) as err:  # FieldError (the section's own check) or ConfigError (vs the teacher)
         student_config(teacher, StudentSection(layers_from_teacher=(0,), family=family))
     assert message in str(err.value), str(err.value)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from edgekit.config import Format
-from edgekit.export.agreement import agreement, export_and_load
+from edgekit.export.agreement import agreement, export_and_load, random_rows
 
 FAMILIES = Path(__file__).parent / "fixtures" / "families"
 NAMES = [f + s for f in ("distilbert", "roberta", "xlm-roberta", "electra") for s in ("", "-token", "-qa")]
@@ -40,23 +40,10 @@ def _model(name):
     return _LOADED[name]
 
 
-def _calibration(pretrained, count=16):
-    """Random rows of the tokenizer's ids framed by its own specials, lengths 4..SEQ."""
-    rng = np.random.default_rng(0)
-    frame = pretrained.tokenizer.backend.encode("").ids  # [CLS] [SEP] / <s> </s>
-    rows = []
-    for n in rng.integers(4, SEQ + 1, count):
-        ids = np.array([frame[0], *rng.integers(5, pretrained.config.vocab_size, n - 2), frame[-1]], np.int32)
-        row = {"input_ids": ids[None], "attention_mask": np.ones((1, n), np.int32),
-               "token_type_ids": np.zeros((1, n), np.int32)}
-        rows.append({k: row[k] for k in pretrained.model.input_names})
-    return tuple(rows)
-
-
 def _export(name, fmt, precision, static, folder):
     pretrained, arrays = _model(name)
-    runner = export_and_load(pretrained, fmt, precision, folder, seq_len=arrays["input_ids"].shape[1],
-                             static=static, batch_size=3 if static else 1, calibration=_calibration(pretrained))
+    runner = export_and_load(pretrained, fmt, precision, folder, seq_len=arrays["input_ids"].shape[1], static=static,
+                             batch_size=3 if static else 1, calibration=random_rows(pretrained, 16, SEQ))
     return runner, pretrained, arrays
 
 

@@ -20,6 +20,20 @@ from edgekit.export.pipeline import BACKENDS
 from edgekit.models.pretrained import Pretrained
 
 
+def random_rows(pretrained: Pretrained, count: int, max_len: int, seed: int = 0) -> tuple[dict, ...]:
+    """``count`` single-row inputs of random vocabulary ids framed by the tokenizer's own specials
+    ([CLS] ... [SEP], <s> ... </s>), lengths 4..max_len: calibration for random-weight models."""
+    rng = np.random.default_rng(seed)
+    frame = pretrained.tokenizer.backend.encode("").ids
+    rows = []
+    for n in rng.integers(4, max_len + 1, count):
+        ids = np.array([frame[0], *rng.integers(5, pretrained.config.vocab_size, n - 2), frame[-1]], np.int32)
+        row = {"input_ids": ids[None], "attention_mask": np.ones((1, n), np.int32),
+               "token_type_ids": np.zeros((1, n), np.int32)}
+        rows.append({k: row[k] for k in pretrained.model.input_names})
+    return tuple(rows)
+
+
 def export_and_load(pretrained: Pretrained, fmt: Format | str, precision: Precision | str, folder: Path, *,
                     seq_len: int, static: bool = False, batch_size: int = 1, calibration: tuple = ()):
     """Export one artifact of ``pretrained`` into ``folder`` and load its runner (1 thread)."""

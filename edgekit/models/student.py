@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgekit.errors import ConfigError
+from edgekit.models import families
 from edgekit.models.bert_config import BertConfig
 
 # Families a student may be converted to, from a teacher of another family.
@@ -38,6 +39,10 @@ def student_config(teacher: BertConfig, student) -> BertConfig:
             raise ConfigError(f"distill.student.family: a {teacher.model_type} teacher's positions start at "
                               f"{teacher.position_offset} and its embeddings are {teacher.embedding_width} wide; a "
                               f"{family} student needs positions from 0 and embeddings of the hidden size")
+        fixed = families.get(family).fixed.get("layer_norm_eps", teacher.layer_norm_eps)
+        if fixed != teacher.layer_norm_eps:  # the family's config.json cannot say another epsilon
+            raise ConfigError(f"distill.student.family: a {family} model's LayerNorm epsilon is {fixed:g}, the "
+                              f"teacher's {teacher.layer_norm_eps:g}")
         changes.update(model_type=family, type_vocab_size=0)
         if teacher.task == "text-classification":
             changes["pooling"] = "pooler"
