@@ -28,7 +28,8 @@ _EDGEKIT_KEYS = ("pooling", "normalize", "mask_bias")
 _MINIMUMS = {"vocab_size": 1, "hidden_size": 1, "num_layers": 1, "intermediate_size": 1,
              "max_position_embeddings": 2, "type_vocab_size": 0}
 # JSON types of the scalar fields read from config.json, by annotation.
-_JSON_TYPES = {"int": ((int,), "an integer"), "int | None": ((int,), "an integer"), "float": ((int, float), "a number"), "str": ((str,), "a string"),
+_JSON_TYPES = {"int": ((int,), "an integer"), "int | None": ((int,), "an integer"), "float": ((int, float), "a number"),
+               "str": ((str,), "a string"),
                "bool": ((bool,), "true or false")}
 
 

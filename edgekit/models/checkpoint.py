@@ -122,12 +122,11 @@ def _sentence_transformers_pooling(folder: Path) -> tuple[str, bool] | None:
     return pooling, "Normalize" in types
 
 
-def _task(path: Path, architectures: list[str], weights: dict[str, np.ndarray]):
+def _task(path: Path, family: families.Family, architectures: list[str], weights: dict[str, np.ndarray]):
     """The task whose head the weights hold, checked against ``architectures``: either alone could
     answer silently wrongly (embeddings instead of labels, a per-token head read as a sentence one)."""
     declared = architectures[0] if architectures else None
     task = tasks.by_architecture(declared) if declared else None
-    family = folder_family(path.parent)
     if declared and task is None:
         raise ModelLoadError(f"{path}: architectures: {declared} is not a head edgekit builds (expected one of "
                              f"{', '.join(family.architecture(tasks.get(t).architecture) for t in Task)})")
@@ -156,7 +155,7 @@ def read_config(folder: Path, weights: dict[str, np.ndarray], pooling: str | Non
         raise ModelLoadError(f"{folder}: no {CONFIG_FILE}")
     hf = read_json_object(path)
     architectures = [a for a in hf.get("architectures") or [] if isinstance(a, str)]
-    task = _task(path, architectures, weights)
+    task = _task(path, folder_family(folder), architectures, weights)
     head = weights.get("classifier.weight") if task.head_layer == "classifier" else None
     try:
         config = BertConfig.from_hf(hf, num_labels=0 if head is None else int(head.shape[0]), task=task.name)

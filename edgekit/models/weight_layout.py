@@ -28,6 +28,17 @@ class WeightSlot:
     in_base_model: bool = True
 
 
+def graph_positions(config: BertConfig, tensors: dict) -> tuple:
+    """(positions [max_positions, E] for ids 0.., token types [T, E] or None) as a graph builder
+    reads them: the rows from the position offset on (RoBERTa), and a single token type added to
+    every position row, with no token_type_ids input."""
+    positions = tensors["embeddings.position_embeddings.weight"][config.position_offset:]
+    types = tensors.get("embeddings.token_type_embeddings.weight") if config.type_vocab_size else None
+    if config.type_vocab_size == 1:
+        return positions + types[0], None
+    return positions, types
+
+
 def weight_slots(config: BertConfig) -> list[WeightSlot]:
     """The complete weight layout of ``build_encoder(config)``, by edgekit's tensor names."""
     h, a, f, e = config.hidden_size, config.all_head_size, config.intermediate_size, config.embedding_width

@@ -28,8 +28,7 @@ def load_task_model(source, task: Task | str, labels: tuple[str, ...] = (), *, p
     folder = resolve_model(source)
     weights = read_weights(folder)
     config = read_config(folder, weights, pooling=pooling)
-    # DistilBERT / RoBERTa / ELECTRA sentence heads always hold a dense layer on the first token.
-    family_head = "pooler.dense." in {pair[1] for pair in families.get(config.model_type).sequence_head}
+    family_head = families.get(config.model_type).sentence_dense
     if (config.task, config.id2label) != (spec.name, tuple(labels)):
         weights = {k: v for k, v in weights.items() if not k.startswith(("classifier.", "qa_outputs."))}
         changes = {"task": spec.name, "num_labels": len(labels), "id2label": tuple(labels)}

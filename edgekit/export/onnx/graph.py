@@ -38,6 +38,7 @@ import numpy as np
 
 from edgekit import tasks
 from edgekit.models.bert_config import BertConfig
+from edgekit.models.weight_layout import graph_positions
 from edgekit.tasks import Head
 from edgekit.tasks.base import BATCH, SEQUENCE
 
@@ -143,16 +144,13 @@ def _embeddings(b: _Builder, config: BertConfig) -> str:
     single token type (no token_type_ids input) is added to every position row."""
     from onnx import TensorProto, helper
 
-    types = config.type_vocab_size > 1
-    positions = b.weights["embeddings.position_embeddings.weight"][config.position_offset:]
-    if config.type_vocab_size == 1:
-        positions = positions + b.weights["embeddings.token_type_embeddings.weight"][0]
+    positions, types = graph_positions(config, b.weights)
     inputs = [
         "input_ids",
-        "token_type_ids" if types else "",
+        "token_type_ids" if types is not None else "",
         b.weight("embeddings.word_embeddings.weight"),
         b.const("embeddings.position_embeddings.weight", positions),
-        b.weight("embeddings.token_type_embeddings.weight") if types else "",
+        b.weight("embeddings.token_type_embeddings.weight") if types is not None else "",
         b.weight("embeddings.LayerNorm.weight"),
         b.weight("embeddings.LayerNorm.bias"),
     ]

@@ -150,10 +150,9 @@ def from_tensors(t: dict[str, np.ndarray], config) -> EncoderWeights:
             value=dense(layer + "attention.self.value"), attention_output=dense(layer + "attention.output.dense"),
             attention_norm=norm(layer + "attention.output.LayerNorm"), intermediate=dense(layer + "intermediate.dense"),
             output=dense(layer + "output.dense"), output_norm=norm(layer + "output.LayerNorm")))
-    position = t["embeddings.position_embeddings.weight"][config.position_offset:]
-    token_type = t.get("embeddings.token_type_embeddings.weight")
-    if config.type_vocab_size == 1:
-        position, token_type = position + token_type[0], None
+    from edgekit.models.weight_layout import graph_positions
+
+    position, token_type = graph_positions(config, t)
     return EncoderWeights(
         word=t["embeddings.word_embeddings.weight"], position=position, token_type=token_type,
         embedding_norm=norm("embeddings.LayerNorm"), blocks=tuple(blocks),

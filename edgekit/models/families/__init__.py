@@ -50,6 +50,12 @@ class Family:
         """Artifact kinds edgekit does not write for this family yet (``edgekit models`` says so)."""
         return ("tflite int8-full (projected embeddings)",) if self.embedding_projection else ()
 
+    @property
+    def sentence_dense(self) -> bool:
+        """Its sentence head always holds a dense layer on the first token (DistilBERT's
+        pre_classifier, RoBERTa's and ELECTRA's classifier.dense): edgekit's pooler."""
+        return any(ours == "pooler.dense." for _, ours in self.sequence_head)
+
     def architecture(self, bert_architecture: str) -> str:
         """transformers' class of this family for a task's BERT class (``BertForQuestionAnswering``)."""
         return self.class_prefix + bert_architecture.removeprefix("Bert")
