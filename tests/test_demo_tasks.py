@@ -186,3 +186,35 @@ def test_qa_windows_are_read_from_edgekit_json(qa_exp, cls_export, tmp_path):
         DemoModel.load(folder)
     assert str(err.value) == (f"{folder / 'tflite-fp32.tflite'}: windows of 32 tokens leave 21 for the context "
                               "after edgekit.json's 8-token question; expected more than its doc_stride 30")
+
+
+@pytest.mark.parametrize("family", ["roberta", "albert"])
+def test_bpe_and_unigram_exports_answer_like_edgekits_runner(tmp_path, family):
+    """A byte-level BPE (RoBERTa: positions from pad + 1, no token types) and a SentencePiece
+    Unigram (ALBERT: shared layers, projected embeddings) export of the family fixtures: the app
+    tokenizes with the tokenizer.json the export carries and answers edgekit's runner's logits."""
+    from conftest import REPO
+    from toy_data import export_folder, write_toy_task
+
+    from demo_app.model import DemoModel
+    from edgekit.models import TextTokenizer
+
+    toy = write_toy_task(tmp_path / "toy", train=16, test=12)
+    recipe = toy / "recipe.yaml"
+    recipe.write_text("name: family\ntask: text-classification\nmodel: {source: model, max_length: 16}\n"
+                      "data: {train: train.tsv, test: test.tsv, labels: [negative, neutral, positive]}\n"
+                      "export:\n  seq_len: 16\n  targets:\n    - {format: tflite, precision: fp32}\n"
+                      "    - {format: onnx, precision: int8-dynamic}\nevaluation: {split: test}\n")
+    out = export_folder(recipe, REPO / "tests" / "fixtures" / "families" / family, toy / "out")
+    assert (out / "tokenizer.json").is_file() and not (out / "vocab.txt").exists()
+    manifest = json.loads((out / "edgekit.json").read_text())
+    tokenizer = TextTokenizer(out)
+    assert tokenizer.kind == {"roberta": "bpe", "albert": "unigram"}[family]
+    for row in manifest["artifacts"]:
+        model = DemoModel.load(out, row["path"])
+        runner = importlib.import_module(f"edgekit.export.{row['format']}").load(out / row["path"], 1)
+        for text in TEXTS + [LONG]:
+            enc = tokenizer.encode([text], manifest["max_length"])
+            expected = runner({n: enc[n] for n in runner.input_names})["logits"][0]
+            np.testing.assert_allclose(model.classify(text).answer.output, expected, atol=1e-5,
+                                       err_msg=f"{row['path']}: {text}")

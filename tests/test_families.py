@@ -2,7 +2,7 @@
 reference outputs): edgekit's port must reproduce transformers' hidden states and task heads, and
 write back what transformers wrote.
 
-ALBERT and MobileBERT have no converter yet: their folders are refused in one line."""
+MobileBERT has no converter yet: its folders are refused in one line."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 FAMILIES = Path(__file__).parent / "fixtures" / "families"
-CONVERTED = ("bert", "distilbert", "roberta", "xlm-roberta", "electra")
+CONVERTED = ("bert", "distilbert", "roberta", "xlm-roberta", "electra", "albert")
 HEADS = {"": "logits", "-token": "logits", "-qa": ("start_logits", "end_logits")}
 FOLDERS = [f + s for f in CONVERTED for s in HEADS]
 
@@ -69,7 +69,8 @@ def test_saved_family_models_are_the_files_transformers_wrote(name, tmp_path):
     hf, ours = (json.loads((d / "config.json").read_text()) for d in (folder, tmp_path / "out"))
     assert ours["model_type"] == hf["model_type"] and ours["architectures"] == hf["architectures"]
     shared = {"vocab_size", "max_position_embeddings", "pad_token_id", "hidden_size", "dim", "n_layers",
-              "num_hidden_layers", "type_vocab_size", "embedding_size", "layer_norm_eps", "activation", "hidden_act"}
+              "num_hidden_layers", "type_vocab_size", "embedding_size", "layer_norm_eps", "activation", "hidden_act",
+              "num_hidden_groups", "inner_group_num"}
     assert {k: ours.get(k) for k in shared & set(hf)} == {k: hf[k] for k in shared & set(hf)}
     again = load_pretrained(tmp_path / "out")
     ref = _reference(folder)
@@ -77,7 +78,49 @@ def test_saved_family_models_are_the_files_transformers_wrote(name, tmp_path):
                                   _outputs(model, ref)["last_hidden_state"].numpy())
 
 
-@pytest.mark.parametrize("family", ["albert", "mobilebert"])
+def test_albert_layers_stay_shared_until_they_differ(tmp_path):
+    """ALBERT's one stored layer runs all three blocks: the ONNX graph stores it once; once a
+    block's weights change (fine-tuning), the checkpoint is written with one group per block
+    (``num_hidden_groups`` 3), which reads back to the same outputs."""
+    from safetensors.numpy import load_file
+
+    from edgekit.export.onnx.graph import build_model
+    from edgekit.models import load_pretrained
+    from edgekit.models.checkpoint import collect_weights
+
+    model = load_pretrained(FAMILIES / "albert")
+    onnx_names = {i.name for i in build_model(model.config, collect_weights(model.model, model.config)).graph.initializer}
+    assert any(n.startswith("encoder.layer.0.") for n in onnx_names)
+    assert not any(n.startswith(("encoder.layer.1.", "encoder.layer.2.")) for n in onnx_names)
+    ffn = model.model.get_layer("layer_1_intermediate")
+    kernel, bias = ffn.get_weights()
+    ffn.set_weights([kernel * 1.5, bias])
+    model.save(tmp_path / "tuned")
+    written = json.loads((tmp_path / "tuned" / "config.json").read_text())
+    assert (written["num_hidden_groups"], written["inner_group_num"]) == (3, 1)
+    groups = {k.split(".")[3] for k in load_file(str(tmp_path / "tuned" / "model.safetensors")) if "albert_layer_groups" in k}
+    assert groups == {"0", "1", "2"}
+    ref = _reference(FAMILIES / "albert")
+    again = load_pretrained(tmp_path / "tuned")
+    np.testing.assert_array_equal(_outputs(again, ref)["logits"].numpy(), _outputs(model, ref)["logits"].numpy())
+    assert not np.allclose(_outputs(again, ref)["logits"].numpy(), ref["logits"], atol=1e-5)
+
+
+def test_albert_inner_groups_are_refused_in_one_line(tmp_path):
+    import shutil
+
+    from edgekit.errors import EdgekitError
+    from edgekit.models import load_pretrained
+
+    shutil.copytree(FAMILIES / "albert", tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**config, "inner_group_num": 2}))
+    with pytest.raises(EdgekitError, match=r"config.json: inner_group_num 2: edgekit reads ALBERT layer groups of "
+                                           r"one layer \(expected 1\)$"):
+        load_pretrained(tmp_path / "m")
+
+
+@pytest.mark.parametrize("family", ["mobilebert"])
 def test_families_without_a_converter_are_refused_in_one_line(family):
     from edgekit.errors import EdgekitError
     from edgekit.models import load_pretrained

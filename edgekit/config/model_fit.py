@@ -191,16 +191,18 @@ def _head_rows(folder: Path) -> dict[str, int]:
     later says why)."""
     from safetensors import safe_open
 
-    from edgekit.models.checkpoint import WEIGHTS_FILE, WEIGHTS_INDEX, shard_files
+    from edgekit.models.checkpoint import WEIGHTS_FILE, WEIGHTS_INDEX, folder_family, shard_files
 
     rows = {}
     try:
+        family = folder_family(folder)  # RoBERTa's classifier is classifier.out_proj
         index = folder / WEIGHTS_INDEX
         for path in shard_files(index) if index.is_file() else [folder / WEIGHTS_FILE]:
             with safe_open(str(path), framework="numpy") as f:
-                for layer in ("classifier", "qa_outputs"):
-                    if f"{layer}.weight" in f.keys():
-                        rows[layer] = f.get_slice(f"{layer}.weight").get_shape()[0]
+                for name in f.keys():
+                    layer = family.to_edgekit(name).removesuffix(".weight")
+                    if layer in ("classifier", "qa_outputs"):
+                        rows[layer] = f.get_slice(name).get_shape()[0]
         return rows
     except Exception:  # noqa: BLE001 - unreadable or corrupt weights: refused, with the reason, when loaded
         return {}

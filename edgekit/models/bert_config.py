@@ -99,7 +99,7 @@ class BertConfig:
             if not 0 <= getattr(self, name) < 1:
                 raise ModelLoadError(f"{_HF_NAMES[name]} must be in [0, 1), got {getattr(self, name)}")
         family = _family(self.model_type)
-        if self.embedding_size == self.hidden_size:
+        if self.embedding_size == self.hidden_size and not family.always_project:
             object.__setattr__(self, "embedding_size", None)
         if self.embedding_size is not None and (self.embedding_size < 1 or not family.embedding_projection):
             raise ModelLoadError(f"embedding_size {self.embedding_size}: expected the hidden size {self.hidden_size}"

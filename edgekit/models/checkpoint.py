@@ -23,6 +23,7 @@ from edgekit.config.enums import Task
 from edgekit.errors import ModelLoadError
 from edgekit.models import families
 from edgekit.models.bert_config import BertConfig
+from edgekit.models.families import sharing
 from edgekit.models.files import check_readable, first_line, is_file, read_json, read_json_object
 from edgekit.models.weight_layout import weight_slots
 
@@ -82,6 +83,11 @@ def read_weights(folder: Path) -> dict[str, np.ndarray]:
                                      "expected it once")
             floating = value.dtype.kind == "f" or value.dtype.name == "bfloat16"  # numpy has no bf16 kind
             weights[key] = value.astype(np.float32) if floating else value
+    if family.shared_layers:
+        try:
+            weights = sharing.unshare(weights, read_json_object(folder / CONFIG_FILE))
+        except ModelLoadError as err:
+            raise ModelLoadError(f"{folder / CONFIG_FILE}: {err}") from None
     return weights
 
 
@@ -265,7 +271,11 @@ def write_tensors(folder: Path, config: BertConfig, tensors: dict[str, np.ndarra
     """config.json + model.safetensors (edgekit's tensor names -> arrays) into an existing ``folder``."""
     from safetensors.numpy import save_file
 
+    hf = config.to_hf()
+    if families.get(config.model_type).shared_layers:
+        groups, tensors = sharing.share(tensors, config.num_layers)
+        hf.update(num_hidden_groups=groups, inner_group_num=1)
     tensors = hf_tensors(config, tensors)
-    (folder / CONFIG_FILE).write_text(json.dumps(config.to_hf(), indent=2) + "\n", encoding="utf-8")
+    (folder / CONFIG_FILE).write_text(json.dumps(hf, indent=2) + "\n", encoding="utf-8")
     # transformers refuses safetensors files without a "format" entry in their metadata.
     save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})

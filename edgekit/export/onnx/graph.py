@@ -92,13 +92,24 @@ class _Builder:
         self.initializers: list[Any] = []
         self.value_info: list[Any] = []
         self._names: set[str] = set()
+        self._stored: dict[tuple, str] = {}  # (dtype, shape, digest) -> the initialiser holding those values
 
     def const(self, name: str, value: np.ndarray) -> str:
+        """An initialiser; values already stored under another name are that one (ALBERT's
+        shared layers, one copy per group, as in its checkpoint)."""
+        import hashlib
+
         from onnx import numpy_helper
 
-        if name not in self._names:
-            self._names.add(name)
-            self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        if name in self._names:
+            return name
+        value = np.ascontiguousarray(value)
+        key = (value.dtype.str, value.shape, hashlib.sha256(value.tobytes()).digest())
+        if key in self._stored:
+            return self._stored[key]
+        self._names.add(name)
+        self._stored[key] = name
+        self.initializers.append(numpy_helper.from_array(value, name))
         return name
 
     def weight(self, hf_name: str, *, transpose: bool = False) -> str:

@@ -43,6 +43,8 @@ class Family:
     token_types: bool = True
     pooler_activation: str = "tanh"
     embedding_projection: bool = False  # embeddings of ``embedding_size`` projected to hidden_size
+    always_project: bool = False  # the projection is there even when the widths are equal (ALBERT)
+    shared_layers: bool = False  # blocks share stored layers (ALBERT's groups, ``sharing``)
     tokenizer: str = "WordPiece"  # the tokenizer its checkpoints ship (read through tokenizer.json)
 
     @property
@@ -110,15 +112,15 @@ def _rename(name: str, pairs: tuple[tuple[str, str], ...], side: int) -> str | N
 
 
 def _table() -> dict[str, Family]:
-    from edgekit.models.families import bert, distilbert, electra, roberta
+    from edgekit.models.families import albert, bert, distilbert, electra, roberta
 
     return {f.model_type: f for f in (bert.FAMILY, distilbert.FAMILY, roberta.FAMILY, roberta.XLM_FAMILY,
-                                      electra.FAMILY)}
+                                      electra.FAMILY, albert.FAMILY)}
 
 
 _FAMILIES: dict[str, Family] = {}
 # Families transformers has that edgekit does not convert yet (named in the refusal).
-NOT_YET = ("albert", "mobilebert")
+NOT_YET = ("mobilebert",)
 
 
 def names() -> tuple[str, ...]:
@@ -143,7 +145,7 @@ def get(model_type: Any) -> Family:
     """The family of a config.json ``model_type``; a one-line ModelLoadError for any other."""
     known = names()
     if model_type not in known:
-        later = f"; {', '.join(NOT_YET)} are not converted yet" if model_type in NOT_YET else ""
+        later = f" ({model_type} is not converted yet)" if model_type in NOT_YET else ""
         raise ModelLoadError(f"model_type {model_type!r} is not supported (expected one of {', '.join(known)}{later})")
     return _FAMILIES[model_type]
 
