@@ -165,7 +165,7 @@ def test_a_bert_teacher_distils_into_a_distilbert_layout_student(tmp_path):
 
 
 @pytest.mark.parametrize("family, eps, message", [
-    ("gpt2", 1e-12, "expected one of bert, distilbert, roberta, xlm-roberta, electra, got gpt2"),
+    ("gpt2", 1e-12, "expected one of bert, distilbert, roberta, xlm-roberta, electra, albert, got gpt2"),
     ("electra", 1e-12, "distill.student.family: a bert teacher's student can be bert or distilbert, got electra"),
     ("distilbert", 1e-5, "distill.student.family: a distilbert model's LayerNorm epsilon is 1e-12, the teacher's 1e-05"),
 ])
