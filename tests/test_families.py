@@ -70,7 +70,7 @@ def test_saved_family_models_are_the_files_transformers_wrote(name, tmp_path):
     assert ours["model_type"] == hf["model_type"] and ours["architectures"] == hf["architectures"]
     shared = {"vocab_size", "max_position_embeddings", "pad_token_id", "hidden_size", "dim", "n_layers",
               "num_hidden_layers", "type_vocab_size", "embedding_size", "layer_norm_eps", "activation", "hidden_act",
-              "num_hidden_groups", "inner_group_num"}
+              "num_hidden_groups", "inner_group_num", "initializer_range"}
     assert {k: ours.get(k) for k in shared & set(hf)} == {k: hf[k] for k in shared & set(hf)}
     again = load_pretrained(tmp_path / "out")
     ref = _reference(folder)

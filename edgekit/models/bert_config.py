@@ -83,6 +83,7 @@ class BertConfig:
     model_type: str = "bert"
     embedding_size: int | None = None
     position_offset: int = 0
+    initializer_range: float = 0.02  # std of the checkpoint's initialiser (new heads; written back as read)
 
     def __post_init__(self) -> None:
         for name, low in _MINIMUMS.items():
@@ -93,6 +94,8 @@ class BertConfig:
                                  f"got {self.pad_token_id}")
         if not 0 < self.layer_norm_eps < math.inf:
             raise ModelLoadError(f"layer_norm_eps must be a finite number > 0, got {self.layer_norm_eps}")
+        if not 0 < self.initializer_range < math.inf:
+            raise ModelLoadError(f"initializer_range must be a finite number > 0, got {self.initializer_range}")
         if not MASK_BIAS_MIN <= self.mask_bias < 0:  # 0, positive or NaN: padding is attended to, or all is NaN
             raise ModelLoadError(f"edgekit.mask_bias must be in [{MASK_BIAS_MIN:g}, 0), got {self.mask_bias}")
         for name in ("hidden_dropout", "attention_dropout"):
