@@ -78,6 +78,22 @@ def test_saved_family_models_are_the_files_transformers_wrote(name, tmp_path):
                                   _outputs(model, ref)["last_hidden_state"].numpy())
 
 
+@pytest.mark.parametrize("family", CONVERTED)
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_family_sentence_embeddings_are_transformers_hidden_states_pooled(family, pooling):
+    """Feature extraction from every family: the sequence fixture's encoder as a sentence
+    encoder gives transformers' last hidden state, mean-pooled over the real tokens or the first."""
+    from edgekit.train.heads import load_task_model
+
+    model = load_task_model(FAMILIES / family, "feature-extraction", pooling=pooling)
+    assert (model.config.task, model.config.pooling) == ("feature-extraction", pooling)
+    ref = _reference(FAMILIES / family)
+    mask = ref["attention_mask"].astype(np.float32)[..., None]
+    hidden = ref["last_hidden_state"]
+    want = (hidden * mask).sum(1) / mask.sum(1) if pooling == "mean" else hidden[:, 0]
+    np.testing.assert_allclose(_outputs(model, ref)["embedding"].numpy(), want, atol=1e-5)
+
+
 def test_albert_layers_stay_shared_until_they_differ(tmp_path):
     """ALBERT's one stored layer runs all three blocks: the ONNX graph stores it once; once a
     block's weights change (fine-tuning), the checkpoint is written with one group per block

@@ -1,5 +1,6 @@
 """Every family × task × format × precision against edgekit's own TF outputs, on the tiny random
-family fixtures (tests/fixtures/families, made by scripts/make_family_fixtures.py).
+family fixtures (tests/fixtures/families, made by scripts/make_family_fixtures.py); feature
+extraction (each family's encoder mean-pooled) in the float formats and one int8 per format.
 
 Float artifacts agree within 1e-4 (fp16: 5e-3) on the real tokens; int8 ones are correlated with
 the same argmax at >= 2 of 3 rows or real tokens: r > 0.99 with float activations (dynamic,
@@ -24,20 +25,28 @@ PRECISIONS = {Format.TFLITE: ("fp32", "fp16", "int8-dynamic", "int8-full"),
               Format.ONNX: ("fp32", "int8-dynamic", "int8-static"),
               Format.OPENVINO: ("fp32", "int8-static", "int8-weights")}
 CASES = [(n, f, p) for n in NAMES for f, ps in PRECISIONS.items() for p in ps]
+# Feature extraction (mean pooling) of every family: the float cells and one int8 per format.
+EMBEDDINGS = [(f"{n}-embedding", f, p) for n in NAMES[::3] for f, p in
+              [(f, "fp32") for f in PRECISIONS] + [(Format.TFLITE, "int8-dynamic"), (Format.ONNX, "int8-dynamic"),
+                                                   (Format.OPENVINO, "int8-weights"), (Format.TFLITE, "fp16")]]
 SEQ = 22  # the longest calibration row
 
 _LOADED: dict = {}
 
 
 def _model(name):
+    """(model, reference inputs); ``F-embedding``: F's encoder as a mean-pooled sentence encoder."""
     if name not in _LOADED:
         from edgekit.models import load_pretrained
+        from edgekit.train.heads import load_task_model
 
-        folder = FAMILIES / name
+        folder = FAMILIES / name.removesuffix("-embedding")
         with np.load(folder / "reference.npz") as ref:
             arrays = {k: ref[k].astype(np.int32) for k in ("input_ids", "attention_mask", "token_type_ids")
                       if k in ref.files}
-        _LOADED[name] = (load_pretrained(folder), arrays)
+        model = (load_task_model(folder, "feature-extraction", pooling="mean") if name.endswith("-embedding")
+                 else load_pretrained(folder))
+        _LOADED[name] = (model, arrays)
     return _LOADED[name]
 
 
@@ -65,7 +74,7 @@ def _check(runner, pretrained, arrays, precision: str, least_r: float | None = N
             assert a["r"] > least_r and (a["argmax"] is None or a["argmax"] >= 2 / 3), (name, a)
 
 
-@pytest.mark.parametrize("name,fmt,precision", CASES, ids=lambda v: getattr(v, "value", v))
+@pytest.mark.parametrize("name,fmt,precision", CASES + EMBEDDINGS, ids=lambda v: getattr(v, "value", v))
 def test_family_artifacts_match_tensorflow(tmp_path, name, fmt, precision):
     if name.startswith(PROJECTED) and precision == "int8-full":
         from edgekit.errors import EdgekitError
