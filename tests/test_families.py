@@ -122,7 +122,7 @@ def test_albert_layers_stay_shared_until_they_differ(tmp_path):
     assert not np.allclose(_outputs(again, ref)["logits"].numpy(), ref["logits"], atol=1e-5)
 
 
-def test_albert_inner_groups_are_refused_in_one_line(tmp_path):
+def test_albert_group_counts_it_cannot_read_are_refused_in_one_line(tmp_path):
     import shutil
 
     from edgekit.errors import EdgekitError
@@ -130,6 +130,10 @@ def test_albert_inner_groups_are_refused_in_one_line(tmp_path):
 
     shutil.copytree(FAMILIES / "albert", tmp_path / "m")
     config = json.loads((tmp_path / "m" / "config.json").read_text())
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**config, "num_hidden_groups": 4}))
+    with pytest.raises(EdgekitError, match=r"config.json: num_hidden_groups 4: expected at most num_hidden_layers "
+                                           r"\(3\)$"):
+        load_pretrained(tmp_path / "m")
     (tmp_path / "m" / "config.json").write_text(json.dumps({**config, "inner_group_num": 2}))
     with pytest.raises(EdgekitError, match=r"config.json: inner_group_num 2: edgekit reads ALBERT layer groups of "
                                            r"one layer \(expected 1\)$"):

@@ -37,9 +37,9 @@ def unshare(weights: dict[str, np.ndarray], hf: Mapping[str, Any]) -> dict[str, 
     out = {name: value for name, value in weights.items() if not name.startswith(LAYER)}
     for name, value in weights.items():
         if name.startswith(LAYER):
-            group, rest = name[len(LAYER):].split(".", 1)
-            if int(group) not in blocks:
-                raise ModelLoadError(f"layer group {group}: expected groups 0..{groups - 1} (num_hidden_groups)")
+            group, _, rest = name[len(LAYER):].partition(".")
+            if not group.isdigit() or int(group) not in blocks:
+                raise ModelLoadError(f"tensor {name!r}: expected layer groups 0..{groups - 1} (num_hidden_groups)")
             out.update({f"{LAYER}{i}.{rest}": value for i in blocks[int(group)]})
     return out
 
@@ -52,9 +52,12 @@ def share(tensors: dict[str, np.ndarray], layers: int) -> tuple[int, dict[str, n
     def same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
         return a.keys() == b.keys() and all(a[k].shape == b[k].shape and np.array_equal(a[k], b[k]) for k in a)
 
+    def first(group: int, groups: int) -> dict[str, np.ndarray]:  # the first block of a group
+        return per_block[group * layers // groups]
+
     groups = next(g for g in range(1, layers + 1) if layers % g == 0 and all(
-        same(per_block[i], per_block[_group(i, g, layers) * layers // g]) for i in range(layers)))
+        same(per_block[i], first(_group(i, g, layers), g)) for i in range(layers)))
     out = {k: v for k, v in tensors.items() if not k.startswith(LAYER)}
     for g in range(groups):
-        out.update({f"{LAYER}{g}.{rest}": v for rest, v in per_block[g * layers // groups].items()})
+        out.update({f"{LAYER}{g}.{rest}": v for rest, v in first(g, groups).items()})
     return groups, out
