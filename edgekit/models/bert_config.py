@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgekit.errors import ModelLoadError
+from edgekit.models.bottleneck import Bottleneck
 from edgekit.models.files import json_kind, json_value
 
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "swish")
@@ -42,7 +43,9 @@ class BertConfig:
     no token types), ``position_offset`` (RoBERTa: position ids start at ``pad_token_id + 1``,
     so rows ``position_offset..`` of the table serve positions 0..), ``embedding_size`` (ELECTRA:
     narrower embeddings projected to ``hidden_size``; None: the hidden size) and
-    ``pooler_activation`` (the sentence head's dense layer: tanh, ReLU, GELU).
+    ``pooler_activation`` (the sentence head's dense layer: tanh, ReLU, GELU) and ``bottleneck``
+    (MobileBERT: blocks of a narrower width inside the hidden stream, NoNorm; its attention heads
+    split ``block_width``).
 
     ``task`` names the head on the encoder (``edgekit.tasks``): none for feature extraction, a
     ``classifier`` of ``num_labels`` rows on the pooled vector (text classification) or on every
@@ -84,6 +87,7 @@ class BertConfig:
     embedding_size: int | None = None
     position_offset: int = 0
     initializer_range: float = 0.02  # std of the checkpoint's initialiser (new heads; written back as read)
+    bottleneck: Bottleneck | None = None  # MobileBERT's narrow blocks (``bottleneck``)
 
     def __post_init__(self) -> None:
         for name, low in _MINIMUMS.items():
@@ -116,12 +120,19 @@ class BertConfig:
                                  f"the {self.max_position_embeddings} max_position_embeddings")
         if self.num_heads < 1:
             raise ModelLoadError(f"num_attention_heads must be at least 1, got {self.num_heads}")
+        if (self.bottleneck is not None) != family.bottleneck:
+            raise ModelLoadError(f"a {self.model_type} model {'needs' if family.bottleneck else 'has no'} "
+                                 "MobileBERT bottleneck settings")
+        if self.bottleneck is not None:
+            self.bottleneck.check(self.hidden_size, self.num_heads)
+            if self.attention_head_size is not None or any(self.pruned_heads):
+                raise ModelLoadError("pruned_heads: head pruning of a MobileBERT model is not supported")
         if not any(self.pruned_heads):
             object.__setattr__(self, "pruned_heads", ())
         if self.attention_head_size is not None and self.attention_head_size * self.num_heads == self.hidden_size:
             object.__setattr__(self, "attention_head_size", None)  # the default head size, said explicitly
         if self.attention_head_size is None:
-            if self.hidden_size % self.num_heads:
+            if self.block_width % self.num_heads:
                 raise ModelLoadError(
                     f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_heads}"
                 )
@@ -178,6 +189,16 @@ class BertConfig:
         return self.embedding_size or self.hidden_size
 
     @property
+    def block_width(self) -> int:
+        """Width inside a block, where attention runs: MobileBERT's bottleneck, else the hidden size."""
+        return self.bottleneck.size if self.bottleneck is not None else self.hidden_size
+
+    @property
+    def word_width(self) -> int:
+        """Width of the word-embedding table (MobileBERT's is narrower than its position table)."""
+        return self.bottleneck.embedding_size if self.bottleneck is not None else self.embedding_width
+
+    @property
     def max_positions(self) -> int:
         """Longest input in tokens (specials included): the position table's rows past the offset."""
         return self.max_position_embeddings - self.position_offset
@@ -192,7 +213,7 @@ class BertConfig:
 
     @property
     def head_size(self) -> int:
-        return self.attention_head_size or self.hidden_size // self.num_heads
+        return self.attention_head_size or self.block_width // self.num_heads
 
     @property
     def all_head_size(self) -> int:
@@ -202,7 +223,7 @@ class BertConfig:
     @property
     def original_num_heads(self) -> int:
         """Heads before pruning (``num_attention_heads`` in HF config.json)."""
-        return self.hidden_size // self.head_size
+        return self.block_width // self.head_size
 
     def replace(self, **changes: Any) -> "BertConfig":
         return dataclasses.replace(self, **changes)
@@ -245,6 +266,8 @@ class BertConfig:
             values.pop("embedding_size", None)
         if family.offset_positions:
             values["position_offset"] = values.get("pad_token_id", 0) + 1
+        if family.bottleneck:
+            values["bottleneck"] = Bottleneck.from_hf(hf)
         return cls(**values, num_labels=num_labels, task=task, model_type=model_type)
 
     def to_hf(self) -> dict[str, Any]:
@@ -254,7 +277,8 @@ class BertConfig:
         hf: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             if f.name in ("pooling", "normalize", "num_labels", "id2label", "task", "mask_bias",
-                          "attention_head_size", "pruned_heads", "model_type", "embedding_size", "position_offset"):
+                          "attention_head_size", "pruned_heads", "model_type", "embedding_size", "position_offset",
+                          "bottleneck"):
                 continue
             hf[reverse.get(f.name, f.name)] = getattr(self, f.name)
         if self.pruned_heads:
@@ -266,6 +290,8 @@ class BertConfig:
         family = _family(self.model_type)
         if family.embedding_projection:
             hf["embedding_size"] = self.embedding_width
+        if self.bottleneck is not None:  # MobileBERT's pooler is a dense + tanh only with classifier_activation
+            hf.update(self.bottleneck.to_hf(), classifier_activation=self.pooling == "pooler")
         hf["architectures"] = [family.architecture(tasks.for_config(self).architecture)]
         if self.num_labels:
             hf["id2label"] = {str(i): name for i, name in enumerate(self.id2label)}

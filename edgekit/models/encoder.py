@@ -7,8 +7,8 @@ the task's named outputs (``edgekit.tasks``: ``embedding`` = ``pooled`` without 
 the head's, e.g. ``logits`` or ``start_logits`` / ``end_logits``), and optionally ``hidden_states`` (L+1 × [B, S, H])
 and ``attentions`` (L × [B, N, S, S]) for distillation. Layer names are the ones
 ``weight_layout.weight_slots`` maps to edgekit's tensor names. Every family is this one graph:
-BERT's post-LayerNorm blocks over word + position (+ token type) embeddings, with the family's
-differences taken from the config (see ``BertConfig``). Query, key and value are
+BERT's post-LayerNorm blocks (MobileBERT's bottlenecked ones) over word + position (+ token
+type) embeddings, with the family's differences taken from the config (see ``BertConfig``). Query, key and value are
 ``num_heads * head_size`` wide, which is less than H in head-pruned models.
 
 ``importance_masks=True`` adds two float inputs, ``head_mask`` [B, L, N] and ``ffn_mask``
@@ -37,7 +37,16 @@ def _dense(units: int, name: str, activation=None):
 
 
 def _layer_norm(config: BertConfig, name: str):
+    if config.bottleneck is not None:  # MobileBERT: NoNorm everywhere
+        return L.NoNorm(name=name)
     return keras.layers.LayerNormalization(epsilon=config.layer_norm_eps, name=name)
+
+
+def _ffn(config: BertConfig, name: str, x, mask=None):
+    """Dense to the intermediate size + activation (times the FFN mask): [B, S, W] -> [B, S, I]."""
+    ffn = L.HiddenActivation(config.hidden_act, name=f"{name}_activation")(
+        _dense(config.intermediate_size, f"{name}_intermediate")(x))
+    return ffn if mask is None else ffn * mask[:, None, :]
 
 
 def _transformer_block(config: BertConfig, i: int, x, bias, masks=None):
@@ -51,13 +60,35 @@ def _transformer_block(config: BertConfig, i: int, x, bias, masks=None):
     attn = _dense(config.hidden_size, f"layer_{i}_attention_output")(context)
     attn = keras.layers.Dropout(config.hidden_dropout)(attn)
     x = _layer_norm(config, f"layer_{i}_attention_layer_norm")(x + attn)
-    ffn = _dense(config.intermediate_size, f"layer_{i}_intermediate")(x)
-    ffn = L.HiddenActivation(config.hidden_act, name=f"layer_{i}_activation")(ffn)
-    if masks is not None:
-        ffn = ffn * masks[1][:, i][:, None, :]
+    ffn = _ffn(config, f"layer_{i}", x, None if masks is None else masks[1][:, i])
     ffn = _dense(config.hidden_size, f"layer_{i}_output")(ffn)
     ffn = keras.layers.Dropout(config.hidden_dropout)(ffn)
     return _layer_norm(config, f"layer_{i}_output_layer_norm")(x + ffn), probs
+
+
+def _bottleneck_block(config: BertConfig, i: int, x, bias, masks=None):
+    """One MobileBERT block (``models.bottleneck``): [B, S, H] -> ([B, S, H], attention probs);
+    inside it [B, S, T]."""
+    t = config.block_width
+
+    def dense_norm(y, part: str, units: int, residual=None):
+        y = _dense(units, f"layer_{i}_{part}")(y)
+        return L.NoNorm(name=f"layer_{i}_{part}_norm")(y if residual is None else y + residual)
+
+    inner = dense_norm(x, "bottleneck_input", t)
+    shared = dense_norm(x, "bottleneck_attention", t)  # the query's and key's input
+    split = L.SplitHeads(config.num_heads, config.head_size, name=f"layer_{i}_split_heads")
+    q, k, v = (split(_dense(config.all_head_size, f"layer_{i}_{n}")(y)) for n, y in
+               (("query", shared), ("key", shared), ("value", x)))
+    if masks is not None:
+        v = L.ScaleHeads(name=f"layer_{i}_head_mask")(v, masks[0][:, i])
+    context, probs = L.ScaledDotProductAttention(config.attention_dropout, name=f"layer_{i}_attention")(q, k, v, bias)
+    y = dense_norm(context, "attention_output", t, inner)
+    for j in range(config.bottleneck.feedforwards - 1):
+        y = dense_norm(_ffn(config, f"layer_{i}_ffn_{j}", y), f"ffn_{j}_output", t, y)
+    y = dense_norm(_ffn(config, f"layer_{i}", y, None if masks is None else masks[1][:, i]), "output", t, y)
+    out = keras.layers.Dropout(config.hidden_dropout)(_dense(config.hidden_size, f"layer_{i}_output_bottleneck")(y))
+    return L.NoNorm(name=f"layer_{i}_output_bottleneck_norm")(out + x), probs
 
 
 def build_encoder(
@@ -82,7 +113,12 @@ def build_encoder(
         inputs.update(head_mask=masks[0], ffn_mask=masks[1])
 
     e = config.embedding_width
-    x = keras.layers.Embedding(config.vocab_size, e, embeddings_initializer=_init(), name="word_embeddings")(input_ids)
+    x = keras.layers.Embedding(config.vocab_size, config.word_width, embeddings_initializer=_init(),
+                               name="word_embeddings")(input_ids)
+    if config.bottleneck is not None:  # MobileBERT: [B, S, E] (trigrams: 3E) -> [B, S, H] before positions
+        if config.bottleneck.trigram:
+            x = L.Trigram(name="trigram")(x)
+        x = _dense(config.hidden_size, "embedding_transformation")(x)
     x = x + L.PositionEmbedding(config.max_position_embeddings, e, config.position_offset,
                                 name="position_embeddings")(input_ids)
     if config.type_vocab_size == 1:  # one token type (RoBERTa): its row is added to every token, no input
@@ -99,8 +135,9 @@ def build_encoder(
 
     bias = L.AttentionMaskBias(config.mask_bias, lookup=mask_lookup, name="attention_mask_bias")(attention_mask)
     hidden_states, attentions = [x], []
+    block = _transformer_block if config.bottleneck is None else _bottleneck_block
     for i in range(config.num_layers):
-        x, probs = _transformer_block(config, i, x, bias, masks)
+        x, probs = block(config, i, x, bias, masks)
         hidden_states.append(x)
         attentions.append(probs)
 

@@ -198,3 +198,29 @@ class L2Normalize(keras.layers.Layer):
 
     def call(self, x):
         return tf.math.l2_normalize(x, axis=-1, epsilon=1e-12)
+
+
+@keras.utils.register_keras_serializable("edgekit")
+class NoNorm(keras.layers.Layer):
+    """MobileBERT's normalisation: [.., W] * gamma + beta (no statistics; weights in
+    LayerNormalization's order, so checkpoints map the same way)."""
+
+    def build(self, input_shape):
+        width = input_shape[-1]
+        self.gamma = self.add_weight(name="gamma", shape=(width,), initializer="ones")
+        self.beta = self.add_weight(name="beta", shape=(width,), initializer="zeros")
+        super().build(input_shape)
+
+    def call(self, x):
+        return x * self.gamma + self.beta
+
+
+@keras.utils.register_keras_serializable("edgekit")
+class Trigram(keras.layers.Layer):
+    """[B, S, E] -> [B, S, 3E]: the right neighbour's row, the token's own, the left neighbour's
+    (MobileBERT's ``trigram_input``; zero rows past either end)."""
+
+    def call(self, x):
+        right = tf.pad(x[:, 1:], [[0, 0], [0, 1], [0, 0]])
+        left = tf.pad(x[:, :-1], [[0, 0], [1, 0], [0, 0]])
+        return tf.concat([right, x, left], axis=-1)

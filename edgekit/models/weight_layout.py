@@ -1,7 +1,8 @@
 """Which tensor fills which weight of ``build_encoder``'s layers (no TensorFlow needed).
 
 Tensors are named by edgekit's names: BERT's HF names without the ``bert.`` prefix, plus
-ELECTRA's ``embeddings_project``; ``families`` maps each family's HF names onto them."""
+ELECTRA's ``embeddings_project`` and MobileBERT's bottleneck tensors (its own names,
+``bottleneck_slots``); ``families`` maps each family's HF names onto them."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def weight_slots(config: BertConfig) -> list[WeightSlot]:
         return WeightSlot(layer, (f"{path}.weight", f"{path}.bias"), ((out, into), (out,)), True, **kw)
 
     slots = [
-        WeightSlot("word_embeddings", ("embeddings.word_embeddings.weight",), ((config.vocab_size, e),)),
+        WeightSlot("word_embeddings", ("embeddings.word_embeddings.weight",), ((config.vocab_size, config.word_width),)),
         WeightSlot("position_embeddings", ("embeddings.position_embeddings.weight",),
                    ((config.max_position_embeddings, e),)),
         WeightSlot("embeddings_layer_norm", ("embeddings.LayerNorm.weight", "embeddings.LayerNorm.bias"),
@@ -59,7 +60,11 @@ def weight_slots(config: BertConfig) -> list[WeightSlot]:
                                 ((config.type_vocab_size, e),)))
     if config.embedding_size is not None:
         slots.append(dense("embeddings_project", "embeddings_project", h, e))
-    for i in range(config.num_layers):
+    if config.bottleneck is not None:
+        slots.append(dense("embedding_transformation", "embeddings.embedding_transformation", h,
+                           config.bottleneck.embedded_width))
+        slots += bottleneck_slots(config, dense)
+    for i in range(config.num_layers if config.bottleneck is None else 0):
         hf = f"encoder.layer.{i}."
         for name, path, out, into in (
             ("query", "attention.self.query", a, h),
@@ -77,4 +82,30 @@ def weight_slots(config: BertConfig) -> list[WeightSlot]:
     head = tasks.for_config(config).head(config)
     if head is not None:
         slots.append(dense(head.layer, head.layer, head.width, h, in_base_model=False))
+    return slots
+
+
+def bottleneck_slots(config: BertConfig, dense) -> list[WeightSlot]:
+    """MobileBERT's blocks (``models.bottleneck``), by its HF names: Keras layer ``layer_<i>_<part>``
+    for the Dense at ``encoder.layer.<i>.<path>``, ``..._norm`` for the NoNorm after it."""
+    h, t, f, a = config.hidden_size, config.block_width, config.intermediate_size, config.all_head_size
+    slots = []
+    for i in range(config.num_layers):
+        parts = [("bottleneck_input", "bottleneck.input", t, h, True),
+                 ("bottleneck_attention", "bottleneck.attention", t, h, True),
+                 ("query", "attention.self.query", a, t, False), ("key", "attention.self.key", a, t, False),
+                 ("value", "attention.self.value", a, h, False),
+                 ("attention_output", "attention.output", t, a, True)]
+        for j in range(config.bottleneck.feedforwards - 1):
+            parts += [(f"ffn_{j}_intermediate", f"ffn.{j}.intermediate", f, t, False),
+                      (f"ffn_{j}_output", f"ffn.{j}.output", t, f, True)]
+        parts += [("intermediate", "intermediate", f, t, False), ("output", "output", t, f, True),
+                  ("output_bottleneck", "output.bottleneck", h, t, True)]
+        for name, path, out, into, normed in parts:
+            hf = f"encoder.layer.{i}.{path}"
+            slots.append(dense(f"layer_{i}_{name}", hf if name in ("query", "key", "value") else f"{hf}.dense",
+                               out, into))
+            if normed:
+                slots.append(WeightSlot(f"layer_{i}_{name}_norm", (f"{hf}.LayerNorm.weight", f"{hf}.LayerNorm.bias"),
+                                        ((out,), (out,))))
     return slots

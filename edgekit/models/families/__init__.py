@@ -45,12 +45,15 @@ class Family:
     embedding_projection: bool = False  # embeddings of ``embedding_size`` projected to hidden_size
     always_project: bool = False  # the projection is there even when the widths are equal (ALBERT)
     shared_layers: bool = False  # blocks share stored layers (ALBERT's groups, ``sharing``)
+    bottleneck: bool = False  # MobileBERT's bottlenecked blocks (``models.bottleneck``)
     tokenizer: str = "WordPiece"  # the tokenizer its checkpoints ship (read through tokenizer.json)
 
     @property
     def not_yet(self) -> tuple[str, ...]:
         """Artifact kinds edgekit does not write for this family yet (``edgekit models`` says so)."""
-        return ("tflite int8-full (projected embeddings)",) if self.embedding_projection else ()
+        if self.embedding_projection:
+            return ("tflite int8-full (projected embeddings)",)
+        return ("tflite int8-full, int8-qat", "structured pruning") if self.bottleneck else ()
 
     @property
     def sentence_dense(self) -> bool:
@@ -112,15 +115,15 @@ def _rename(name: str, pairs: tuple[tuple[str, str], ...], side: int) -> str | N
 
 
 def _table() -> dict[str, Family]:
-    from edgekit.models.families import albert, bert, distilbert, electra, roberta
+    from edgekit.models.families import albert, bert, distilbert, electra, mobilebert, roberta
 
     return {f.model_type: f for f in (bert.FAMILY, distilbert.FAMILY, roberta.FAMILY, roberta.XLM_FAMILY,
-                                      electra.FAMILY, albert.FAMILY)}
+                                      electra.FAMILY, albert.FAMILY, mobilebert.FAMILY)}
 
 
 _FAMILIES: dict[str, Family] = {}
 # Families transformers has that edgekit does not convert yet (named in the refusal).
-NOT_YET = ("mobilebert",)
+NOT_YET = ("deberta-v2",)
 
 
 def names() -> tuple[str, ...]:
