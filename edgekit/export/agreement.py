@@ -45,7 +45,7 @@ def export_and_load(pretrained: Pretrained, fmt: Format | str, precision: Precis
 
 
 def agreement(runner, pretrained: Pretrained, inputs: dict[str, np.ndarray]) -> dict[str, dict]:
-    """{output name: {"max_abs", "r", "argmax"}} of ``runner`` against ``pretrained.model`` on
+    """{output name: {"max_abs", "scale" (max |reference|), "r", "argmax"}} of ``runner`` against ``pretrained.model`` on
     ``inputs`` ([B, S] int32 arrays; each side gets the ones it takes)."""
     got = runner({n: inputs[n] for n in runner.input_names})
     want = pretrained.model({n: inputs[n] for n in pretrained.model.input_names}, training=False)
@@ -58,6 +58,6 @@ def agreement(runner, pretrained: Pretrained, inputs: dict[str, np.ndarray]) -> 
         if o.per_token:
             a, b = a[real], b[real]
         argmax = float((a.argmax(-1) == b.argmax(-1)).mean()) if a.ndim == 2 and o.name != "embedding" else None
-        result[o.name] = {"max_abs": float(np.abs(a - b).max()),
+        result[o.name] = {"max_abs": float(np.abs(a - b).max()), "scale": float(np.abs(b).max()),
                           "r": float(np.corrcoef(a.reshape(-1), b.reshape(-1))[0, 1]), "argmax": argmax}
     return result

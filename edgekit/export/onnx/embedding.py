@@ -28,6 +28,7 @@ from edgekit.tasks.base import BATCH, SEQUENCE
 
 EMBED_OP = "EmbedLayerNormalization"
 WORD_TABLE_INPUT = 2  # EmbedLayerNormalization inputs: input_ids, segment_ids, word_embedding, ...
+WORD_GATHER = "word_embeddings"  # the plain Gather of graphs without the fused op (MobileBERT: ``bottleneck``)
 ROWS = "word_rows"  # dequantized rows of the batch's tokens [B, S, H] (before the Reshape)
 
 
@@ -42,13 +43,15 @@ def quantize_rows(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def quantize_word_embeddings(model) -> dict:
     """Rewrite ``model`` (an ``onnx.ModelProto`` from ``graph.build_model``, quantized or not) in
-    place: its ``EmbedLayerNormalization`` reads the word rows from the int8 table as above.
+    place: its ``EmbedLayerNormalization`` reads the word rows from the int8 table as above (a
+    graph that looks its words up with a plain ``Gather`` gets the dequantized rows in its place).
     Returns the facts for the export details (table, bytes before/after, scale kind)."""
     from onnx import TensorProto, helper, numpy_helper
 
     graph = model.graph
-    [embed] = [n for n in graph.node if n.op_type == EMBED_OP]
-    name = embed.input[WORD_TABLE_INPUT]
+    fused = [n for n in graph.node if n.op_type == EMBED_OP]
+    [embed] = fused or [n for n in graph.node if n.op_type == "Gather" and n.name == WORD_GATHER]
+    name = embed.input[WORD_TABLE_INPUT if fused else 0]
     init = next((i for i in graph.initializer if i.name == name), None)
     table = None if init is None else numpy_helper.to_array(init)
     if table is None or table.dtype != np.float32 or table.ndim != 2:
@@ -57,14 +60,12 @@ def quantize_word_embeddings(model) -> dict:
     q, scale = quantize_rows(table)
     graph.initializer.remove(init)
     q_name, s_name = f"{name}.int8", f"{name}.row_scale"
-    graph.initializer.extend([
-        numpy_helper.from_array(q, q_name), numpy_helper.from_array(scale, s_name),
-        numpy_helper.from_array(np.array([-1, table.shape[1]], np.int64), "word_rows.flat_shape"),
-        numpy_helper.from_array(np.array(0, np.int32), "word_rows.axis_0"),
-        numpy_helper.from_array(np.array(1, np.int32), "word_rows.axis_1"),
-        numpy_helper.from_array(np.array([1], np.int64), "word_rows.axes_1"),
-    ])
-    ids = embed.input[0]
+    facts = {"table": name, "shape": list(table.shape), "dtype": "int8",
+             "scale": "per row, fp32, symmetric (max |row| / 127)",
+             "table_bytes_before": int(table.nbytes), "table_bytes_after": int(q.nbytes + scale.nbytes),
+             "element_error_bound": float(scale.max() / 2)}
+    graph.initializer.extend([numpy_helper.from_array(q, q_name), numpy_helper.from_array(scale, s_name)])
+    ids = embed.input[1 if not fused else 0]
     b, s, h = BATCH, SEQUENCE, table.shape[1]
     nodes, info = [], []
 
@@ -73,6 +74,24 @@ def quantize_word_embeddings(model) -> dict:
         info.append(helper.make_tensor_value_info(out, dtype, shape))
         return out
 
+    if not fused:  # Gather(table, ids) -> Gather(q, ids) * Gather(scale, ids), under the same output name
+        out = embed.output[0]
+        embed.input[0], embed.output[0] = q_name, "word_rows_int8"
+        info.append(helper.make_tensor_value_info("word_rows_int8", TensorProto.INT8, [b, s, h]))
+        rows = op("Cast", ["word_rows_int8"], "word_rows_float", TensorProto.FLOAT, [b, s, h], to=TensorProto.FLOAT)
+        row_scale = op("Gather", [s_name, ids], "word_rows_scale", TensorProto.FLOAT, [b, s, 1], axis=0)
+        nodes.append(helper.make_node("Mul", [rows, row_scale], [out], name=ROWS))
+        at = list(graph.node).index(embed) + 1
+        for i, node in enumerate(nodes):
+            graph.node.insert(at + i, node)
+        graph.value_info.extend(info)
+        return facts
+    graph.initializer.extend([
+        numpy_helper.from_array(np.array([-1, table.shape[1]], np.int64), "word_rows.flat_shape"),
+        numpy_helper.from_array(np.array(0, np.int32), "word_rows.axis_0"),
+        numpy_helper.from_array(np.array(1, np.int32), "word_rows.axis_1"),
+        numpy_helper.from_array(np.array([1], np.int64), "word_rows.axes_1"),
+    ])
     rows = op("Gather", [q_name, ids], "word_rows_int8", TensorProto.INT8, [b, s, h], axis=0)
     rows = op("Cast", [rows], "word_rows_float", TensorProto.FLOAT, [b, s, h], to=TensorProto.FLOAT)
     row_scale = op("Gather", [s_name, ids], "word_rows_scale", TensorProto.FLOAT, [b, s, 1], axis=0)
@@ -89,7 +108,4 @@ def quantize_word_embeddings(model) -> dict:
     for i, node in enumerate(nodes):
         graph.node.insert(at + i, node)
     graph.value_info.extend(info)
-    return {"table": name, "shape": list(table.shape), "dtype": "int8",
-            "scale": "per row, fp32, symmetric (max |row| / 127)",
-            "table_bytes_before": int(table.nbytes), "table_bytes_after": int(q.nbytes + scale.nbytes),
-            "element_error_bound": float(scale.max() / 2)}
+    return facts

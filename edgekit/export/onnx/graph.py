@@ -17,7 +17,8 @@ cannot silently fail to happen:
 
 B = batch, S = sequence, H = hidden, E = embedding width (ELECTRA's narrower embeddings are
 projected to H; otherwise E = H), A = num_heads * head_size (< H after head pruning),
-I = intermediate size. Every family is this graph (``BertConfig`` says where they differ). ``attention="split"`` writes the Q/K/V projection as its own MatMul
+I = intermediate size. Every family is this graph (``BertConfig`` says where they differ; MobileBERT's
+embeddings and bottlenecked blocks: ``bottleneck``). ``attention="split"`` writes the Q/K/V projection as its own MatMul
 followed by ``MultiHeadAttention`` instead, so that static (QDQ) quantization, which cannot
 quantize the packed ``Attention`` op, can make that projection int8 too; ``"separate"`` writes
 it as three [H, A] MatMuls, each with int8 ranges (and NNCF smoothing) of its own.
@@ -205,15 +206,15 @@ def _attention(b: _Builder, config: BertConfig, i: int, x: str, mask_bias: float
                 [B, S, a], ms=True, num_heads=config.num_heads, mask_filter_value=float(mask_bias))
 
 
-def _activation(b: _Builder, config: BertConfig, i: int, x: str, bias: str, shape: list) -> str:
-    """FFN activation of ``x + bias``: exact erf GELU (BiasGelu), tanh GELU (FastGelu), ReLU, SiLU."""
-    name = f"layer_{i}_activation"
-    act = config.hidden_act
+def activation(b: _Builder, act: str, label: str, x: str, bias: str, shape: list) -> str:
+    """FFN activation of ``x + bias`` (node ``<label>_activation``): exact erf GELU (BiasGelu),
+    tanh GELU (FastGelu), ReLU, SiLU."""
+    name = f"{label}_activation"
     if act == "gelu":
         return b.op("BiasGelu", [x, bias], name, shape, ms=True)
     if act in ("gelu_new", "gelu_pytorch_tanh"):
         return b.op("FastGelu", [x, bias], name, shape, ms=True)
-    biased = b.op("Add", [x, bias], f"layer_{i}_intermediate_bias", shape)
+    biased = b.op("Add", [x, bias], f"{label}_intermediate_bias", shape)
     if act == "relu":
         return b.op("Relu", [biased], name, shape)
     return b.op("Mul", [biased, b.op("Sigmoid", [biased], f"{name}_sigmoid", shape)], name, shape)  # silu / swish
@@ -245,7 +246,7 @@ def _layer(b: _Builder, config: BertConfig, i: int, x: str, options: GraphOption
              f"layer_{i}_attention_layer_norm", [B, s, h], ms=True, epsilon=eps)
     inner = [B, s, config.intermediate_size]
     ffn = b.dense(x, f"{hf}intermediate.dense", f"layer_{i}_intermediate", inner)
-    ffn = _activation(b, config, i, ffn, b.weight(f"{hf}intermediate.dense.bias"), inner)
+    ffn = activation(b, config.hidden_act, f"layer_{i}", ffn, b.weight(f"{hf}intermediate.dense.bias"), inner)
     ffn = b.dense(ffn, f"{hf}output.dense", f"layer_{i}_output", [B, s, h])
     return b.op("SkipLayerNormalization",
                 [ffn, x, b.weight(f"{hf}output.LayerNorm.weight"), b.weight(f"{hf}output.LayerNorm.bias"),
@@ -323,10 +324,17 @@ def build_model(config: BertConfig, weights: dict[str, np.ndarray], options: Gra
     b = _Builder(weights, options.smoothing)
     mask_bias = config.mask_bias if options.mask_bias is None else options.mask_bias
     shortcut = (options.cls_shortcut and config.pooling in ("cls", "pooler") and config.num_layers > 0
-                and not over_tokens)
-    x = _embeddings(b, config)
-    for i in range(config.num_layers):
-        x = _layer(b, config, i, x, options, mask_bias, shortcut and i == config.num_layers - 1)
+                and not over_tokens and config.bottleneck is None)
+    if config.bottleneck is not None:  # MobileBERT (``bottleneck``: imports this module)
+        from edgekit.export.onnx import bottleneck
+
+        x = bottleneck.embeddings(b, config)
+        for i in range(config.num_layers):
+            x = bottleneck.layer(b, config, i, x, mask_bias)
+    else:
+        x = _embeddings(b, config)
+        for i in range(config.num_layers):
+            x = _layer(b, config, i, x, options, mask_bias, shortcut and i == config.num_layers - 1)
     if over_tokens:
         _head(b, head, x, [B, S, config.hidden_size])
     else:

@@ -126,13 +126,13 @@ def from_keras(model, config) -> EncoderWeights:
 def from_tensors(t: dict[str, np.ndarray], config) -> EncoderWeights:
     """``EncoderWeights`` from tensors by edgekit's names (HF Dense kernels are [out, in]). The
     position table starts at the config's offset, and a single token type is added to it (no
-    input). An embedding projection (ELECTRA) is not written for full int8 yet: refused."""
+    input). An embedding projection (ELECTRA) or MobileBERT's blocks are not written for full int8
+    yet (``BertConfig.full_int8_gap``): refused."""
     from edgekit.errors import EdgekitError
 
-    if config.embedding_size is not None:
-        raise EdgekitError(f"full-int8 TFLite of a {config.model_type} model with embedding_size "
-                          f"{config.embedding_size} < hidden_size {config.hidden_size} (a projected embedding) is not "
-                          "supported yet; export it as int8-dynamic or fp16")
+    if config.full_int8_gap is not None:
+        raise EdgekitError(f"full-int8 TFLite of {config.full_int8_gap} is not supported yet; export it as "
+                           "int8-dynamic or fp16")
 
     def dense(path, factor=1.0):
         return Dense(t[f"{path}.weight"].T * factor, t[f"{path}.bias"] * factor)

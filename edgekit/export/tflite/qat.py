@@ -29,8 +29,9 @@ from edgekit.config import TrainSchedule
 def _custom_objects() -> dict:
     from edgekit.models import layers as L
 
-    return {c.__name__: c for c in (L.HiddenActivation, L.PositionEmbedding, L.AttentionMaskBias, L.SplitHeads,
-                                    L.ScaleHeads, L.ScaledDotProductAttention, L.Pooling, L.L2Normalize)}
+    return {c.__name__: c for c in (L.HiddenActivation, L.PositionEmbedding, L.SingleTypeEmbedding, L.AttentionMaskBias,
+                                    L.SplitHeads, L.ScaleHeads, L.ScaledDotProductAttention, L.Pooling,
+                                    L.L2Normalize, L.NoNorm, L.Trigram)}
 
 
 def quantize_aware_model(pretrained, mask_bias: float):

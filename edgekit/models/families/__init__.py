@@ -53,7 +53,7 @@ class Family:
         """Artifact kinds edgekit does not write for this family yet (``edgekit models`` says so)."""
         if self.embedding_projection:
             return ("tflite int8-full (projected embeddings)",)
-        return ("tflite int8-full, int8-qat", "structured pruning") if self.bottleneck else ()
+        return ("tflite int8-full", "structured pruning") if self.bottleneck else ()
 
     @property
     def sentence_dense(self) -> bool:
