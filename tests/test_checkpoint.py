@@ -131,6 +131,6 @@ def test_unknown_model_type_is_refused_naming_the_families(tmp_path):
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, "model_type": "deberta-v2"}))
     with pytest.raises(ModelLoadError, match=r"model_type 'deberta-v2' is not supported \(expected one of bert, "
-                                             r"distilbert, roberta, xlm-roberta, electra, albert, mobilebert\) "
-                                             r"\(deberta-v2 is not converted yet\)$"):
+                                             r"distilbert, roberta, xlm-roberta, electra, albert, mobilebert; "
+                                             r"deberta-v2 is not converted yet\)$"):
         load_pretrained(folder)

@@ -173,8 +173,74 @@ def test_a_bert_teacher_distils_into_a_distilbert_layout_student(tmp_path):
     np.testing.assert_allclose(_outputs(again, single)["logits"].numpy(), got["logits"].numpy(), atol=1e-6)
 
 
+def test_a_mobilebert_student_keeps_the_bottlenecked_layout(tmp_path):
+    """A MobileBERT teacher's one-layer student is its block 1 (same bottleneck, FFN stack and
+    NoNorms): written under MobileBERT's own names and config keys, a layer of the teacher's files."""
+    from safetensors.numpy import load_file
+
+    from edgekit.config import DistillSection, StudentSection
+    from edgekit.errors import ConfigError
+    from edgekit.models import load_pretrained
+    from edgekit.train.distill import build_student
+
+    teacher = load_pretrained(FAMILIES / "mobilebert")
+    student = build_student(teacher, DistillSection(student=StudentSection(layers_from_teacher=(1,))))
+    assert (student.config.num_layers, student.config.bottleneck) == (1, teacher.config.bottleneck)
+    student.save(tmp_path / "student")
+    written = load_file(str(tmp_path / "student" / "model.safetensors"))
+    original = load_file(str(FAMILIES / "mobilebert" / "model.safetensors"))
+    for name, value in written.items():
+        np.testing.assert_array_equal(value, original[name.replace(".layer.0.", ".layer.1.")], err_msg=name)
+    assert len(written) == len([n for n in original if ".layer.0." not in n])
+    config = json.loads((tmp_path / "student" / "config.json").read_text())
+    assert (config["num_hidden_layers"], config["num_feedforward_networks"], config["normalization_type"],
+            config["architectures"]) == (1, 3, "no_norm", ["MobileBertForSequenceClassification"])
+    with pytest.raises(ConfigError, match="a mobilebert teacher's blocks are bottlenecked; a distilbert student "
+                                          r"cannot start from them \(expected mobilebert\)"):
+        build_student(teacher, DistillSection(student=StudentSection(layers_from_teacher=(1,), family="distilbert")))
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("normalization_type", "layer_norm", "normalization_type \"layer_norm\": edgekit builds MobileBERT's released "
+                                         "layout (expected \"no_norm\")"),
+    ("use_bottleneck_attention", True, "use_bottleneck_attention true: edgekit builds MobileBERT's released layout "
+                                       "(expected false)"),
+    ("intra_bottleneck_size", 18, "intra_bottleneck_size 18 is not divisible by num_attention_heads 4"),
+    ("num_feedforward_networks", "3", "num_feedforward_networks: expected an integer, got \"3\""),
+])
+def test_mobilebert_layouts_it_does_not_build_are_refused_in_one_line(tmp_path, key, value, message):
+    import shutil
+
+    from edgekit.errors import EdgekitError
+    from edgekit.models import load_pretrained
+
+    shutil.copytree(FAMILIES / "mobilebert", tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    extra = {"true_hidden_size": value} if key == "intra_bottleneck_size" else {}
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**config, key: value, **extra}))
+    with pytest.raises(EdgekitError) as err:
+        load_pretrained(tmp_path / "m")
+    assert str(err.value) == f"{tmp_path / 'm' / 'config.json'}: {message}", str(err.value)
+
+
+def test_structured_pruning_of_mobilebert_is_refused_before_training(tmp_path):
+    from edgekit.config import load_recipe
+    from edgekit.errors import ConfigError
+
+    recipes = Path(__file__).parents[1] / "recipes"
+    text = (recipes / "quickstart.yaml").read_text()
+    text = text.replace("source: minilm-l6", f"source: {FAMILIES / 'mobilebert'}").replace(
+        "max_length: 128", "max_length: 64").replace("seq_len: 128", "seq_len: 64").replace(
+        "data/english-", f"{recipes}/data/english-")
+    (tmp_path / "r.yaml").write_text(text + "prune:\n  head_sparsity: 0.25\n")
+    with pytest.raises(ConfigError) as err:
+        load_recipe(tmp_path / "r.yaml")
+    assert str(err.value) == (f"{tmp_path / 'r.yaml'}: prune.method: structured pruning of a mobilebert model "
+                              "(bottlenecked blocks, stacked FFNs) is not supported yet; expected magnitude"), err.value
+
+
 @pytest.mark.parametrize("family, eps, message", [
-    ("gpt2", 1e-12, "expected one of bert, distilbert, roberta, xlm-roberta, electra, albert, got gpt2"),
+    ("gpt2", 1e-12, "expected one of bert, distilbert, roberta, xlm-roberta, electra, albert, mobilebert, got gpt2"),
     ("electra", 1e-12, "distill.student.family: a bert teacher's student can be bert or distilbert, got electra"),
     ("distilbert", 1e-5, "distill.student.family: a distilbert model's LayerNorm epsilon is 1e-12, the teacher's 1e-05"),
 ])

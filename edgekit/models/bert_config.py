@@ -301,7 +301,8 @@ class BertConfig:
         if family.embedding_projection:
             hf["embedding_size"] = self.embedding_width
         if self.bottleneck is not None:  # MobileBERT's pooler is a dense + tanh only with classifier_activation
-            hf.update(self.bottleneck.to_hf(), classifier_activation=self.pooling == "pooler")
+            first_token = self.task == "text-classification" and self.pooling == "cls"  # heads over the bare [CLS]
+            hf.update(self.bottleneck.to_hf(), classifier_activation=not first_token)
         hf["architectures"] = [family.architecture(tasks.for_config(self).architecture)]
         if self.num_labels:
             hf["id2label"] = {str(i): name for i, name in enumerate(self.id2label)}

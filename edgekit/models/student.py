@@ -35,6 +35,9 @@ def student_config(teacher: BertConfig, student) -> BertConfig:
         if family not in CONVERTIBLE:
             raise ConfigError(f"distill.student.family: a {teacher.model_type} teacher's student can be "
                               f"{teacher.model_type} or {', '.join(CONVERTIBLE)}, got {family}")
+        if teacher.bottleneck is not None:
+            raise ConfigError(f"distill.student.family: a {teacher.model_type} teacher's blocks are bottlenecked; a "
+                              f"{family} student cannot start from them (expected {teacher.model_type})")
         if teacher.position_offset or teacher.embedding_size is not None:
             raise ConfigError(f"distill.student.family: a {teacher.model_type} teacher's positions start at "
                               f"{teacher.position_offset} and its embeddings are {teacher.embedding_width} wide; a "

@@ -30,6 +30,7 @@ import numpy as np
 from edgekit import tasks
 from edgekit._tf import tf_modules
 from edgekit.config.enums import Task
+from edgekit.errors import EdgekitError
 from edgekit.models.bert_config import BertConfig
 from edgekit.models.pretrained import Pretrained
 from edgekit.models.weight_layout import weight_slots
@@ -165,6 +166,9 @@ def prune_structured(pretrained: Pretrained, batches: Iterable[Batch], *, head_s
     something is removed.
     """
     config, model = pretrained.config, pretrained.model
+    if config.bottleneck is not None:
+        raise EdgekitError(f"structured pruning of a {config.model_type} model (bottlenecked blocks, stacked FFNs) "
+                           "is not supported yet; prune it with method magnitude")
     heads, neurons = config.num_heads, config.intermediate_size
     drop_heads = _count(head_sparsity, heads, "head_sparsity")
     drop_neurons = _count(ffn_sparsity, neurons, "ffn_sparsity")

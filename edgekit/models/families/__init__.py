@@ -148,7 +148,7 @@ def get(model_type: Any) -> Family:
     """The family of a config.json ``model_type``; a one-line ModelLoadError for any other."""
     known = names()
     if model_type not in known:
-        later = f" ({model_type} is not converted yet)" if model_type in NOT_YET else ""
+        later = f"; {model_type} is not converted yet" if model_type in NOT_YET else ""
         raise ModelLoadError(f"model_type {model_type!r} is not supported (expected one of {', '.join(known)}{later})")
     return _FAMILIES[model_type]
 
