@@ -23,7 +23,7 @@ from edgekit.export.agreement import agreement, export_and_load, random_rows
 from edgekit.models import load_pretrained
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "families"
-FAMILIES = ("bert", "distilbert", "roberta", "xlm-roberta", "electra", "albert")
+FAMILIES = ("bert", "distilbert", "roberta", "xlm-roberta", "electra", "albert", "mobilebert")
 TASKS = {"": "text-classification", "-token": "token-classification", "-qa": "question-answering"}
 CELLS = (("tflite", "fp32"), ("tflite", "fp16"), ("tflite", "int8-dynamic"), ("tflite", "int8-full"),
          ("onnx", "fp32"), ("onnx", "int8-dynamic"), ("onnx", "int8-static"),

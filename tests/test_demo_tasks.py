@@ -196,11 +196,12 @@ def test_qa_windows_are_read_from_edgekit_json(qa_exp, cls_export, tmp_path):
                               "after edgekit.json's 8-token question; expected more than its doc_stride 30")
 
 
-@pytest.mark.parametrize("family", ["roberta", "albert"])
-def test_bpe_and_unigram_exports_answer_like_edgekits_runner(tmp_path, family):
-    """A byte-level BPE (RoBERTa: positions from pad + 1, no token types) and a SentencePiece
-    Unigram (ALBERT: shared layers, projected embeddings) export of the family fixtures: the app
-    tokenizes with the tokenizer.json the export carries and answers edgekit's runner's logits."""
+@pytest.mark.parametrize("family,kind", [("roberta", "bpe"), ("albert", "unigram"), ("mobilebert", "wordpiece")])
+def test_family_exports_answer_like_edgekits_runner(tmp_path, family, kind):
+    """A byte-level BPE (RoBERTa: positions from pad + 1, no token types), a SentencePiece
+    Unigram (ALBERT: shared layers, projected embeddings) and a WordPiece MobileBERT (bottlenecked
+    blocks) export of the family fixtures, written by ``edgekit export``: the app tokenizes with
+    the tokenizer files the export carries and answers edgekit's runner's logits."""
     from conftest import REPO
     from toy_data import export_folder, write_toy_task
 
@@ -213,6 +214,6 @@ def test_bpe_and_unigram_exports_answer_like_edgekits_runner(tmp_path, family):
                       "export:\n  seq_len: 16\n  targets:\n    - {format: tflite, precision: fp32}\n"
                       "    - {format: onnx, precision: int8-dynamic}\nevaluation: {split: test}\n")
     out = export_folder(recipe, REPO / "tests" / "fixtures" / "families" / family, toy / "out")
-    assert (out / "tokenizer.json").is_file() and not (out / "vocab.txt").exists()
-    assert TextTokenizer(out).kind == {"roberta": "bpe", "albert": "unigram"}[family]
+    assert (out / "tokenizer.json").is_file() and (out / "vocab.txt").exists() == (kind == "wordpiece")
+    assert TextTokenizer(out).kind == kind
     assert _classify_like_runner(out)

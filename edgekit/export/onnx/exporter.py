@@ -18,8 +18,8 @@ scale (``embedding``; the fp32 table was 80% of MiniLM's dynamic int8 file), rec
 ``details["embedding"]``.
 
 Static shapes are applied after quantization (calibration runs the dynamic graph on
-natural-length inputs, so padding never enters the activation ranges); the graph has no shape
-ops, so fixing the input dims is all a static artifact needs.
+natural-length inputs, so padding never enters the activation ranges); the graph's only shape
+op (MobileBERT's) reads the inputs, so fixing the input dims is all a static artifact needs.
 """
 
 from __future__ import annotations
