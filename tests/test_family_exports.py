@@ -5,9 +5,8 @@ extraction (each family's encoder mean-pooled) in the float formats and one int8
 Float artifacts agree within 1e-4 (fp16: 5e-3) on the real tokens; int8 ones are correlated with
 the same argmax at >= 2 of 3 rows or real tokens: r > 0.99 with float activations (dynamic,
 weights-only), r > 0.9 where activation ranges are fixed from 16 random calibration rows
-(static, full int8: these random-weight models' activations are far from those rows'); ELECTRA's and
-ALBERT's projected embeddings and MobileBERT's blocks are not written for full int8 yet and are
-refused in one line. BERT's cells are test_export_tasks'."""
+(static, full int8: these random-weight models' activations are far from those rows'); MobileBERT's
+blocks are not written for full int8 yet and are refused in one line. BERT's cells are test_export_tasks'."""
 
 from __future__ import annotations
 
@@ -22,8 +21,7 @@ from edgekit.export.agreement import agreement, export_and_load, random_rows
 FAMILIES = Path(__file__).parent / "fixtures" / "families"
 NAMES = [f + s for f in ("distilbert", "roberta", "xlm-roberta", "electra", "albert", "mobilebert")
          for s in ("", "-token", "-qa")]
-NO_FULL_INT8 = {"electra": "embedding_size 16 < hidden_size 32", "albert": "embedding_size 16 < hidden_size 32",
-                "mobilebert": "bottlenecked blocks"}  # not written for full int8 yet
+NO_FULL_INT8 = {"mobilebert": "bottlenecked blocks"}  # not written for full int8 yet
 PRECISIONS = {Format.TFLITE: ("fp32", "fp16", "int8-dynamic", "int8-full"),
               Format.ONNX: ("fp32", "int8-dynamic", "int8-static"),
               Format.OPENVINO: ("fp32", "int8-static", "int8-weights")}
@@ -103,9 +101,40 @@ def test_family_artifacts_match_tensorflow(tmp_path, name, fmt, precision):
 
 
 @pytest.mark.parametrize("name,fmt,precision", [(n, f, "fp32") for n in NAMES[::3] for f in PRECISIONS] +
-                         [(n, Format.TFLITE, "int8-full") for n in NAMES[:9:3]],
+                         [(n, Format.TFLITE, "int8-full") for n in NAMES[:15:3]],
                          ids=lambda v: getattr(v, "value", v))
 def test_static_family_artifacts_match_tensorflow(tmp_path, name, fmt, precision):
     runner, pretrained, arrays = _export(name, fmt, precision, True, tmp_path)
     assert runner.static_shape == arrays["input_ids"].shape
     _check(runner, pretrained, arrays, precision)
+
+
+@pytest.mark.parametrize("name", ["electra", "albert-qa"])
+def test_full_int8_rewrites_keep_a_projected_embeddings_fp32_function(name):
+    """The full-int8 graph's weight rewrites with an embedding projection (E 16 -> H 32): the
+    residual rescale divides the projection's columns (it writes stream 1), SmoothQuant scales its
+    rows (it reads LayerNorm 0); the fp32 function stays the Keras model's, and the stream flattens."""
+    import tensorflow as tf
+
+    from edgekit.export.tflite import transforms as T
+    from edgekit.export.tflite.graph import EncoderGraph, from_keras
+
+    pretrained, arrays = _model(name)
+    inputs = {n: arrays[n] for n in pretrained.model.input_names}
+    want = pretrained.model(inputs, training=False)
+    samples = [{n: row[n] for n in pretrained.model.input_names} for row in random_rows(pretrained, 16, SEQ)]
+    w = from_keras(pretrained.model, pretrained.config)
+    stats = T.activation_stats(w, samples, mask_bias=-30.0)
+    moved = T.equalize_qk(T.rescale_residual(w, stats), stats)
+    moved = T.smooth_norm_outputs(moved, T.activation_stats(moved, samples, mask_bias=-30.0), 0.5)
+    assert moved.projection is not None and not np.allclose(moved.projection.kernel, w.projection.kernel)
+    mask = arrays["attention_mask"].astype(bool)
+    for weights in (w, moved):
+        got = EncoderGraph(weights, mask_bias=pretrained.config.mask_bias)({k: tf.constant(v) for k, v in inputs.items()})
+        for key, value in got.items():
+            a, b = value.numpy(), want[key].numpy()
+            if a.shape[:2] == mask.shape:
+                a, b = a[mask], b[mask]
+            np.testing.assert_allclose(a, b, atol=2e-5 * max(1.0, np.abs(b).max()), err_msg=key)
+    after = T.activation_stats(moved, samples, mask_bias=-30.0)
+    assert after["norm1_in"].max() / np.median(after["norm1_in"]) < stats["norm1_in"].max() / np.median(stats["norm1_in"])

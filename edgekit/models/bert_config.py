@@ -201,9 +201,6 @@ class BertConfig:
     @property
     def full_int8_gap(self) -> str | None:
         """Why full-int8 TFLite (``export.tflite.graph``) is not written for this model yet, or None."""
-        if self.embedding_size is not None:
-            return (f"a {self.model_type} model with embedding_size {self.embedding_size} < hidden_size "
-                    f"{self.hidden_size} (a projected embedding)")
         if self.bottleneck is not None:
             return f"a {self.model_type} model (bottlenecked blocks, NoNorm)"
         return None

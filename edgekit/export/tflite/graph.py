@@ -89,9 +89,9 @@ class Block:
 
 @dataclass(frozen=True)
 class EncoderWeights:
-    word: np.ndarray  # [V, H]
-    position: np.ndarray  # [P, H]
-    token_type: np.ndarray | None  # [T, H]; None: the model has no token types
+    word: np.ndarray  # [V, E]
+    position: np.ndarray  # [P, E]
+    token_type: np.ndarray | None  # [T, E]; None: the model has no token types
     embedding_norm: Norm
     blocks: tuple[Block, ...]
     pooler: Dense | None
@@ -105,11 +105,12 @@ class EncoderWeights:
     normalize: bool
     pooler_activation: str = "tanh"  # of the dense layer on the first token (pooling "pooler")
     split_first: bool = False  # run the first token ([CLS]) in tensors of its own (see EncoderGraph)
+    projection: Dense | None = None  # [E, H] after the embedding LayerNorm (ELECTRA, ALBERT); None: E = H
     notes: tuple[str, ...] = field(default=())  # transforms applied, in order
 
     @property
     def hidden_size(self) -> int:
-        return int(self.word.shape[1])
+        return int(self.word.shape[1] if self.projection is None else self.projection.kernel.shape[1])
 
     def with_note(self, note: str, **changes) -> "EncoderWeights":
         return replace(self, notes=self.notes + (note,), **changes)
@@ -126,8 +127,8 @@ def from_keras(model, config) -> EncoderWeights:
 def from_tensors(t: dict[str, np.ndarray], config) -> EncoderWeights:
     """``EncoderWeights`` from tensors by edgekit's names (HF Dense kernels are [out, in]). The
     position table starts at the config's offset, and a single token type is added to it (no
-    input). An embedding projection (ELECTRA) or MobileBERT's blocks are not written for full int8
-    yet (``BertConfig.full_int8_gap``): refused."""
+    input). MobileBERT's blocks are not written for full int8 yet (``BertConfig.full_int8_gap``):
+    refused."""
     from edgekit.errors import EdgekitError
 
     if config.full_int8_gap is not None:
@@ -160,7 +161,8 @@ def from_tensors(t: dict[str, np.ndarray], config) -> EncoderWeights:
         head=head, head_weights=dense(head.layer) if head is not None else None,
         num_heads=config.num_heads, head_size=config.head_size, activation=config.hidden_act,
         eps=config.layer_norm_eps, pooling=config.pooling, normalize=config.normalize,
-        pooler_activation=config.pooler_activation)
+        pooler_activation=config.pooler_activation,
+        projection=dense("embeddings_project") if config.embedding_size is not None else None)
 
 
 def norms(weights: EncoderWeights) -> list[Norm]:
@@ -174,7 +176,7 @@ def norms(weights: EncoderWeights) -> list[Norm]:
 def _large_arrays(weights: EncoderWeights) -> dict[str, np.ndarray]:
     """{name: array} of the embedding tables and Dense kernels with >= VARIABLE_SIZE elements."""
     named = {"word": weights.word, "position": weights.position, "token_type": weights.token_type}
-    denses = {"pooler": weights.pooler, "head": weights.head_weights}
+    denses = {"pooler": weights.pooler, "head": weights.head_weights, "projection": weights.projection}
     for i, block in enumerate(weights.blocks):
         denses.update({f"layer_{i}_{k}": v for k, v in vars(block).items() if isinstance(v, Dense)})
     named.update({f"{k}_kernel": d.kernel for k, d in denses.items() if d is not None})
@@ -385,19 +387,21 @@ class EncoderGraph:
             batch, seq = shape[0], shape[1]
         self._batch, self._seq = batch, seq
         self._dense_consts: dict = {}
-        hidden = w.hidden_size
-        x = tf.gather(self._const(w.word), ids)  # [B, S, H]
+        width = w.word.shape[1]  # E (projected to H after the LayerNorm when they differ)
+        x = tf.gather(self._const(w.word), ids)  # [B, S, E]
         if isinstance(seq, int):
             x = x + self._const(w.position[:seq])
         else:
-            x = x + tf.slice(self._const(w.position), [0, 0], tf.stack([seq, hidden]))
+            x = x + tf.slice(self._const(w.position), [0, 0], tf.stack([seq, width]))
         if w.token_type is not None:
             x = x + tf.gather(self._const(w.token_type), inputs["token_type_ids"])
         if w.split_first:  # [CLS] rows and the other rows as separate tensors (own int8 ranges)
-            parts, lengths = [tf.reshape(x[:, :1], [-1, hidden]), tf.reshape(x[:, 1:], [-1, hidden])], [1, seq - 1]
+            parts, lengths = [tf.reshape(x[:, :1], [-1, width]), tf.reshape(x[:, 1:], [-1, width])], [1, seq - 1]
         else:
-            parts, lengths = [tf.reshape(x, [-1, hidden])], [seq]
+            parts, lengths = [tf.reshape(x, [-1, width])], [seq]
         h, h_dense = self._norm(parts, w.embedding_norm, taps, "norm0")
+        if w.projection is not None:  # the stream starts after the projection: residual and Q/K/V read it
+            h = h_dense = [self._dense(x, w.projection) for x in h_dense]
         bias = tf.gather(self._const([self.mask_bias, 0.0]), mask)  # [B, S]: 0 real, mask_bias padding
         bias = tf.reshape(bias, [batch, 1, 1, seq])
         for i, block in enumerate(w.blocks):

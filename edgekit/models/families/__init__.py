@@ -51,8 +51,6 @@ class Family:
     @property
     def not_yet(self) -> tuple[str, ...]:
         """Artifact kinds edgekit does not write for this family yet (``edgekit models`` says so)."""
-        if self.embedding_projection:
-            return ("tflite int8-full (projected embeddings)",)
         return ("tflite int8-full", "structured pruning") if self.bottleneck else ()
 
     @property
