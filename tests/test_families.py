@@ -201,10 +201,10 @@ def test_a_mobilebert_student_keeps_the_bottlenecked_layout(tmp_path):
 
 
 @pytest.mark.parametrize("key,value,message", [
-    ("normalization_type", "layer_norm", "normalization_type \"layer_norm\": edgekit builds MobileBERT's released "
-                                         "layout (expected \"no_norm\")"),
-    ("use_bottleneck_attention", True, "use_bottleneck_attention true: edgekit builds MobileBERT's released layout "
-                                       "(expected false)"),
+    ("normalization_type", "layer_norm", ("normalization_type \"layer_norm\": edgekit builds MobileBERT's released "
+                                          "layout (expected \"no_norm\")")),
+    ("use_bottleneck_attention", True, ("use_bottleneck_attention true: edgekit builds MobileBERT's released layout "
+                                        "(expected false)")),
     ("intra_bottleneck_size", 18, "intra_bottleneck_size 18 is not divisible by num_attention_heads 4"),
     ("num_feedforward_networks", "3", "num_feedforward_networks: expected an integer, got \"3\""),
 ])
@@ -256,10 +256,11 @@ def test_a_student_family_that_cannot_be_built_is_a_config_error(family, eps, me
     assert message in str(err.value), str(err.value)
 
 
-@pytest.mark.parametrize("family,why", [("mobilebert", "a mobilebert model (bottlenecked blocks, NoNorm)")])
-def test_a_recipe_asking_full_int8_the_family_lacks_is_refused_before_training(tmp_path, family, why):
-    from edgekit.config import load_recipe
-    from edgekit.errors import ConfigError
+@pytest.mark.parametrize("family", ["electra", "albert", "mobilebert"])
+def test_a_recipe_asking_full_int8_of_any_family_passes_the_recipe_check(tmp_path, family):
+    """Projected embeddings (ELECTRA, ALBERT) and MobileBERT's blocks have full-int8 TFLite
+    (tests/test_family_exports.py); their recipes are no longer refused for it."""
+    from edgekit.config import Precision, load_recipe
 
     recipes = Path(__file__).parents[1] / "recipes"
     text = (recipes / "quickstart.yaml").read_text()
@@ -268,7 +269,4 @@ def test_a_recipe_asking_full_int8_the_family_lacks_is_refused_before_training(t
         "data/english-", f"{recipes}/data/english-").replace(
         "{format: tflite, precision: int8-dynamic}", "{format: tflite, precision: int8-full}")
     (tmp_path / "r.yaml").write_text(text)
-    with pytest.raises(ConfigError) as err:
-        load_recipe(tmp_path / "r.yaml")
-    assert str(err.value) == (f"{tmp_path / 'r.yaml'}: export.targets[1]: tflite int8-full of {why} is not "
-                              "supported yet; expected another precision (int8-dynamic, fp16) or format"), err.value
+    assert load_recipe(tmp_path / "r.yaml").export.targets[1].precision is Precision.INT8_FULL

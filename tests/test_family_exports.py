@@ -5,8 +5,7 @@ extraction (each family's encoder mean-pooled) in the float formats and one int8
 Float artifacts agree within 1e-4 (fp16: 5e-3) on the real tokens; int8 ones are correlated with
 the same argmax at >= 2 of 3 rows or real tokens: r > 0.99 with float activations (dynamic,
 weights-only), r > 0.9 where activation ranges are fixed from 16 random calibration rows
-(static, full int8: these random-weight models' activations are far from those rows'); MobileBERT's
-blocks are not written for full int8 yet and are refused in one line. BERT's cells are test_export_tasks'."""
+(static, full int8: these random-weight models' activations are far from those rows). BERT's cells are test_export_tasks'."""
 
 from __future__ import annotations
 
@@ -21,7 +20,6 @@ from edgekit.export.agreement import agreement, export_and_load, random_rows
 FAMILIES = Path(__file__).parent / "fixtures" / "families"
 NAMES = [f + s for f in ("distilbert", "roberta", "xlm-roberta", "electra", "albert", "mobilebert")
          for s in ("", "-token", "-qa")]
-NO_FULL_INT8 = {"mobilebert": "bottlenecked blocks"}  # not written for full int8 yet
 PRECISIONS = {Format.TFLITE: ("fp32", "fp16", "int8-dynamic", "int8-full"),
               Format.ONNX: ("fp32", "int8-dynamic", "int8-static"),
               Format.OPENVINO: ("fp32", "int8-static", "int8-weights")}
@@ -87,13 +85,6 @@ def _check(runner, pretrained, arrays, precision: str, weaker: tuple | None = No
 
 @pytest.mark.parametrize("name,fmt,precision", CASES + EMBEDDINGS, ids=lambda v: getattr(v, "value", v))
 def test_family_artifacts_match_tensorflow(tmp_path, name, fmt, precision):
-    family = name.split("-")[0] if not name.startswith("xlm") else "xlm-roberta"
-    if family in NO_FULL_INT8 and precision == "int8-full":
-        from edgekit.errors import EdgekitError
-
-        with pytest.raises(EdgekitError, match=f"{NO_FULL_INT8[family]}.*not supported yet"):
-            _export(name, fmt, precision, False, tmp_path)
-        return
     runner, pretrained, arrays = _export(name, fmt, precision, False, tmp_path)
     assert tuple(runner.input_names) == tuple(n for n in ("input_ids", "attention_mask", "token_type_ids")
                                               if n in pretrained.model.input_names)
@@ -101,7 +92,7 @@ def test_family_artifacts_match_tensorflow(tmp_path, name, fmt, precision):
 
 
 @pytest.mark.parametrize("name,fmt,precision", [(n, f, "fp32") for n in NAMES[::3] for f in PRECISIONS] +
-                         [(n, Format.TFLITE, "int8-full") for n in NAMES[:15:3]],
+                         [(n, Format.TFLITE, "int8-full") for n in NAMES[::3]],
                          ids=lambda v: getattr(v, "value", v))
 def test_static_family_artifacts_match_tensorflow(tmp_path, name, fmt, precision):
     runner, pretrained, arrays = _export(name, fmt, precision, True, tmp_path)

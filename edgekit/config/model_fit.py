@@ -72,20 +72,7 @@ def check_model(recipe: Recipe, folder: Path, where: Path, *, seq_len_written: b
                 which = "none" if removed < 1 else f"all {units}"
                 raise refuse(f"prune.{key}", f"{fraction} of the model's {units} {what} per layer removes {which}; "
                                              f"expected a fraction that removes 1..{units - 1}")
-    _check_targets(recipe, student, refuse)
     return recipe
-
-
-def _check_targets(recipe: Recipe, config, refuse) -> None:
-    """Refuse, before training, an export target the model's family cannot have yet."""
-    from edgekit.config.enums import Format, Precision
-
-    if recipe.export is None or config.full_int8_gap is None:
-        return
-    for i, target in enumerate(recipe.export.targets):
-        if (target.format, target.precision) == (Format.TFLITE, Precision.INT8_FULL):
-            raise refuse(f"export.targets[{i}]", f"tflite int8-full of {config.full_int8_gap} is not supported yet; "
-                                                 "expected another precision (int8-dynamic, fp16) or format")
 
 
 def check_export_model(recipe: Recipe, folder: Path, where: Path | None) -> None:

@@ -199,13 +199,6 @@ class BertConfig:
         return self.bottleneck.embedding_size if self.bottleneck is not None else self.embedding_width
 
     @property
-    def full_int8_gap(self) -> str | None:
-        """Why full-int8 TFLite (``export.tflite.graph``) is not written for this model yet, or None."""
-        if self.bottleneck is not None:
-            return f"a {self.model_type} model (bottlenecked blocks, NoNorm)"
-        return None
-
-    @property
     def max_positions(self) -> int:
         """Longest input in tokens (specials included): the position table's rows past the offset."""
         return self.max_position_embeddings - self.position_offset

@@ -127,13 +127,10 @@ def from_keras(model, config) -> EncoderWeights:
 def from_tensors(t: dict[str, np.ndarray], config) -> EncoderWeights:
     """``EncoderWeights`` from tensors by edgekit's names (HF Dense kernels are [out, in]). The
     position table starts at the config's offset, and a single token type is added to it (no
-    input). MobileBERT's blocks are not written for full int8 yet (``BertConfig.full_int8_gap``):
-    refused."""
-    from edgekit.errors import EdgekitError
-
-    if config.full_int8_gap is not None:
-        raise EdgekitError(f"full-int8 TFLite of {config.full_int8_gap} is not supported yet; export it as "
-                           "int8-dynamic or fp16")
+    input). BERT's blocks only: MobileBERT's full int8 converts its Keras graph
+    (``int8.keras_graph_model``)."""
+    if config.bottleneck is not None:
+        raise ValueError("EncoderWeights holds BERT's blocks, not MobileBERT's bottlenecked ones")
 
     def dense(path, factor=1.0):
         return Dense(t[f"{path}.weight"].T * factor, t[f"{path}.bias"] * factor)

@@ -121,6 +121,20 @@ def float_graph_model(pretrained, weights, options: Int8Options, *, static: bool
     return signature(graph, names, static=static, batch_size=batch_size, seq_len=seq_len, track=graph)
 
 
+def keras_graph_model(pretrained, options: Int8Options, *, static: bool, batch_size: int, seq_len: int):
+    """(concrete function, module) of the tf-keras encoder itself with ``options.mask_bias`` looked up
+    (MobileBERT: designed for int8, no LayerNorm statistics for the rewrites to protect)."""
+    from edgekit.export.base import task_outputs
+    from edgekit.export.tflite.convert import keras_fn, signature
+    from edgekit.models.encoder import build_encoder
+
+    model = build_encoder(pretrained.config.replace(mask_bias=options.mask_bias), mask_lookup=True)
+    model.set_weights(pretrained.model.get_weights())  # same architecture: same weight order
+    outputs = tuple(o.name for o in task_outputs(pretrained))
+    return signature(keras_fn(model, outputs), tuple(model.input_names), static=static, batch_size=batch_size,
+                     seq_len=seq_len, track=model)
+
+
 def full_int8(pretrained, calibration, options: Int8Options, *, static: bool, batch_size: int,
               seq_len: int) -> tuple[bytes, dict]:
     """(the .tflite bytes, details: options, transforms applied, calibration facts)."""
@@ -128,15 +142,21 @@ def full_int8(pretrained, calibration, options: Int8Options, *, static: bool, ba
         raise ValueError("int8-full needs calibration inputs (ExportJob.calibration is empty)")
     natural = calibration_batches(calibration[: options.calibration_samples], static=False, batch_size=1,
                                   seq_len=seq_len)
-    weights = prepare_weights(pretrained, natural, options)
-    concrete, module = float_graph_model(pretrained, weights, options, static=static, batch_size=batch_size,
-                                         seq_len=seq_len)
+    if pretrained.config.bottleneck is not None:
+        concrete, module = keras_graph_model(pretrained, options, static=static, batch_size=batch_size,
+                                             seq_len=seq_len)
+        notes = ["tf-keras graph as is (MobileBERT: NoNorm, no LayerNorm statistics; mask bias by lookup)"]
+    else:
+        weights = prepare_weights(pretrained, natural, options)
+        concrete, module = float_graph_model(pretrained, weights, options, static=static, batch_size=batch_size,
+                                             seq_len=seq_len)
+        notes = list(weights.notes)
     batches = calibration_batches(natural, static=static, batch_size=batch_size, seq_len=seq_len,
                                   pad_id=pretrained.tokenizer.pad_id)
     if not batches:
         raise ValueError(f"int8-full needs at least batch_size={batch_size} calibration inputs")
     model = quantize_graph(concrete, module, batches, options)
-    details = {"int8": options.to_json(), "transforms": list(weights.notes),
+    details = {"int8": options.to_json(), "transforms": notes,
                "calibration_inputs": len(batches)}
     return model, details
 

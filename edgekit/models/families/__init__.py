@@ -51,7 +51,7 @@ class Family:
     @property
     def not_yet(self) -> tuple[str, ...]:
         """Artifact kinds edgekit does not write for this family yet (``edgekit models`` says so)."""
-        return ("tflite int8-full", "structured pruning") if self.bottleneck else ()
+        return ("structured pruning",) if self.bottleneck else ()
 
     @property
     def sentence_dense(self) -> bool:
