@@ -223,20 +223,42 @@ def test_mobilebert_layouts_it_does_not_build_are_refused_in_one_line(tmp_path, 
     assert str(err.value) == f"{tmp_path / 'm' / 'config.json'}: {message}", str(err.value)
 
 
-def test_structured_pruning_of_mobilebert_is_refused_before_training(tmp_path):
-    from edgekit.config import load_recipe
-    from edgekit.errors import ConfigError
+def test_structured_pruning_cuts_mobilebert_heads_and_every_ffns_neurons(tmp_path):
+    """Heads split the bottleneck width (T 16: 4 heads of 4) and every FFN of a block (the two
+    stacked ones and its own) keeps the same neuron count: dead heads / neurons (zeroed output
+    rows) rank lowest and are cut with the outputs unchanged; saved with pruned_heads (and padded
+    for transformers 5), it reads back to the same outputs."""
+    from edgekit.models import load_pretrained
+    from edgekit.train import prune as P
 
-    recipes = Path(__file__).parents[1] / "recipes"
-    text = (recipes / "quickstart.yaml").read_text()
-    text = text.replace("source: minilm-l6", f"source: {FAMILIES / 'mobilebert'}").replace(
-        "max_length: 128", "max_length: 64").replace("seq_len: 128", "seq_len: 64").replace(
-        "data/english-", f"{recipes}/data/english-")
-    (tmp_path / "r.yaml").write_text(text + "prune:\n  head_sparsity: 0.25\n")
-    with pytest.raises(ConfigError) as err:
-        load_recipe(tmp_path / "r.yaml")
-    assert str(err.value) == (f"{tmp_path / 'r.yaml'}: prune.method: structured pruning of a mobilebert model "
-                              "(bottlenecked blocks, stacked FFNs) is not supported yet; expected magnitude"), err.value
+    pre = load_pretrained(FAMILIES / "mobilebert")
+    ref = _reference(FAMILIES / "mobilebert")
+    for i in range(2):
+        dense = pre.model.get_layer(f"layer_{i}_attention_output")
+        kernel, bias = dense.get_weights()
+        kernel[4 * (i + 1):4 * (i + 2)] = 0  # head i + 1 of block i contributes nothing
+        dense.set_weights([kernel, bias])
+        for name in ("ffn_0_output", "ffn_1_output", "output"):
+            dense = pre.model.get_layer(f"layer_{i}_{name}")
+            kernel, bias = dense.get_weights()
+            kernel[16 * i:16 * i + 16] = 0  # 16 dead neurons in every FFN
+            dense.set_weights([kernel, bias])
+    rng = np.random.default_rng(0)
+    batches = []
+    for _ in range(2):
+        ids = rng.integers(5, 200, size=(4, 12)).astype(np.int32)
+        batches.append(({"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)},
+                        rng.integers(0, 3, 4).astype(np.int32)))
+    assert P.ffn_importance(pre.model, pre.config, batches).shape == (6, 64)
+    small = P.prune_structured(pre, batches, head_sparsity=0.25, ffn_sparsity=0.25)
+    assert (small.config.num_heads, small.config.intermediate_size, small.config.pruned_heads) == (3, 48, ((1,), (2,)))
+    want = _outputs(pre, ref)["logits"].numpy()
+    np.testing.assert_allclose(_outputs(small, ref)["logits"].numpy(), want, atol=1e-5)
+    for pad in (False, True):
+        again = load_pretrained(small.save(tmp_path / f"pad-{pad}", pad_pruned_heads=pad))
+        np.testing.assert_allclose(_outputs(again, ref)["logits"].numpy(), want, atol=1e-5)
+    hf = json.loads((tmp_path / "pad-False" / "config.json").read_text())
+    assert (hf["num_attention_heads"], hf["pruned_heads"], hf["intermediate_size"]) == (4, {"0": [1], "1": [2]}, 48)
 
 
 @pytest.mark.parametrize("family, eps, message", [

@@ -61,9 +61,6 @@ def check_model(recipe: Recipe, folder: Path, where: Path, *, seq_len_written: b
     if recipe.distill is not None:
         student = _check_student(recipe, teacher, refuse)
     if recipe.prune is not None and recipe.prune.method is PruneMethod.STRUCTURED:
-        if student.bottleneck is not None:
-            raise refuse("prune.method", f"structured pruning of a {student.model_type} model (bottlenecked blocks, "
-                                         "stacked FFNs) is not supported yet; expected magnitude")
         for key, units, what in (("head_sparsity", student.num_heads, "heads"),
                                  ("ffn_sparsity", student.intermediate_size, "FFN neurons")):
             fraction = getattr(recipe.prune, key)

@@ -124,12 +124,11 @@ class BertConfig:
             raise ModelLoadError(f"a {self.model_type} model {'needs' if family.bottleneck else 'has no'} "
                                  "MobileBERT bottleneck settings")
         if self.bottleneck is not None:
-            self.bottleneck.check(self.hidden_size, self.num_heads)
-            if self.attention_head_size is not None or any(self.pruned_heads):
-                raise ModelLoadError("pruned_heads: head pruning of a MobileBERT model is not supported")
+            self.bottleneck.check(self.hidden_size, self.original_num_heads if self.attention_head_size else
+                                  self.num_heads)
         if not any(self.pruned_heads):
             object.__setattr__(self, "pruned_heads", ())
-        if self.attention_head_size is not None and self.attention_head_size * self.num_heads == self.hidden_size:
+        if self.attention_head_size is not None and self.attention_head_size * self.num_heads == self.block_width:
             object.__setattr__(self, "attention_head_size", None)  # the default head size, said explicitly
         if self.attention_head_size is None:
             if self.block_width % self.num_heads:
@@ -161,13 +160,14 @@ class BertConfig:
 
     def _check_narrow_attention(self) -> None:
         size = self.attention_head_size
-        if size < 1 or self.hidden_size % size or self.num_heads > self.hidden_size // size:
+        width = self.block_width
+        if size < 1 or width % size or self.num_heads > width // size:
             raise ModelLoadError(
                 f"attention_head_size {size} with {self.num_heads} heads cannot be written as a pruned "
-                f"BERT: hidden_size {self.hidden_size} must be a multiple of the head size and hold at "
-                "least num_attention_heads heads"
+                f"BERT: {'intra_bottleneck_size' if self.bottleneck else 'hidden_size'} {width} must be a multiple "
+                "of the head size and hold at least num_attention_heads heads"
             )
-        original = self.hidden_size // size
+        original = width // size
         removed = original - self.num_heads
         pruned = tuple(tuple(sorted(int(h) for h in layer)) for layer in self.pruned_heads)
         if not pruned and removed:
@@ -192,6 +192,11 @@ class BertConfig:
     def block_width(self) -> int:
         """Width inside a block, where attention runs: MobileBERT's bottleneck, else the hidden size."""
         return self.bottleneck.size if self.bottleneck is not None else self.hidden_size
+
+    @property
+    def ffns_per_block(self) -> int:
+        """FFNs in each block: MobileBERT's stacked ones and its own, else 1."""
+        return self.bottleneck.feedforwards if self.bottleneck is not None else 1
 
     @property
     def word_width(self) -> int:
@@ -246,8 +251,11 @@ class BertConfig:
                 del values[key]
         _check_types(values)
         pruned = values.pop("pruned_heads", None)
-        if pruned:
-            values.update(_read_pruned_heads(pruned, values))
+        if family.bottleneck:
+            values["bottleneck"] = Bottleneck.from_hf(hf)
+        if pruned:  # heads split the block width (MobileBERT's bottleneck)
+            split = {**values, "hidden_size": values["bottleneck"].size} if family.bottleneck else values
+            values.update(_read_pruned_heads(pruned, split))
         edgekit = hf.get("edgekit", {})
         if not isinstance(edgekit, dict):
             raise ModelLoadError(f"edgekit: expected an object, got {json_kind(edgekit)}")
@@ -266,8 +274,6 @@ class BertConfig:
             values.pop("embedding_size", None)
         if family.offset_positions:
             values["position_offset"] = values.get("pad_token_id", 0) + 1
-        if family.bottleneck:
-            values["bottleneck"] = Bottleneck.from_hf(hf)
         return cls(**values, num_labels=num_labels, task=task, model_type=model_type)
 
     def to_hf(self) -> dict[str, Any]:

@@ -12,7 +12,8 @@ type) embeddings, with the family's differences taken from the config (see ``Ber
 ``num_heads * head_size`` wide, which is less than H in head-pruned models.
 
 ``importance_masks=True`` adds two float inputs, ``head_mask`` [B, L, N] and ``ffn_mask``
-[B, L, intermediate_size], that multiply each head's context and each FFN neuron's
+[B, L * F, intermediate_size] (F = ``config.ffns_per_block``: MobileBERT's stacked FFNs, row
+``i * F + j`` for FFN j of block i), that multiply each head's context and each FFN neuron's
 activation (1 = unchanged); gradients with respect to them are what
 ``edgekit.train.prune`` ranks heads and neurons by. Exported models never have them.
 """
@@ -84,9 +85,11 @@ def _bottleneck_block(config: BertConfig, i: int, x, bias, masks=None):
         v = L.ScaleHeads(name=f"layer_{i}_head_mask")(v, masks[0][:, i])
     context, probs = L.ScaledDotProductAttention(config.attention_dropout, name=f"layer_{i}_attention")(q, k, v, bias)
     y = dense_norm(context, "attention_output", t, inner)
-    for j in range(config.bottleneck.feedforwards - 1):
-        y = dense_norm(_ffn(config, f"layer_{i}_ffn_{j}", y), f"ffn_{j}_output", t, y)
-    y = dense_norm(_ffn(config, f"layer_{i}", y, None if masks is None else masks[1][:, i]), "output", t, y)
+    f = config.ffns_per_block
+    for j in range(f - 1):
+        y = dense_norm(_ffn(config, f"layer_{i}_ffn_{j}", y, None if masks is None else masks[1][:, i * f + j]),
+                       f"ffn_{j}_output", t, y)
+    y = dense_norm(_ffn(config, f"layer_{i}", y, None if masks is None else masks[1][:, i * f + f - 1]), "output", t, y)
     out = keras.layers.Dropout(config.hidden_dropout)(_dense(config.hidden_size, f"layer_{i}_output_bottleneck")(y))
     return L.NoNorm(name=f"layer_{i}_output_bottleneck_norm")(out + x), probs
 
@@ -109,7 +112,7 @@ def build_encoder(
     masks = None
     if importance_masks:
         masks = (keras.Input((config.num_layers, config.num_heads), name="head_mask"),
-                 keras.Input((config.num_layers, config.intermediate_size), name="ffn_mask"))
+                 keras.Input((config.num_layers * config.ffns_per_block, config.intermediate_size), name="ffn_mask"))
         inputs.update(head_mask=masks[0], ffn_mask=masks[1])
 
     e = config.embedding_width

@@ -23,6 +23,7 @@ exactly as fast as before and only a compressed file (zip, gzip) gets smaller.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -30,7 +31,6 @@ import numpy as np
 from edgekit import tasks
 from edgekit._tf import tf_modules
 from edgekit.config.enums import Task
-from edgekit.errors import EdgekitError
 from edgekit.models.bert_config import BertConfig
 from edgekit.models.pretrained import Pretrained
 from edgekit.models.weight_layout import weight_slots
@@ -40,6 +40,9 @@ from edgekit.models.weight_layout import weight_slots
 Batch = tuple[dict[str, np.ndarray], "dict | np.ndarray | None"]
 
 _MASK_INPUTS = ("head_mask", "ffn_mask")
+# Keras layers whose heads / FFN neurons structured pruning slices: layer_<i>_[ffn_<j>_]<kind>
+_SLICED = re.compile(r"layer_(?P<layer>\d+)_(?:ffn_(?P<ffn>\d+)_)?"
+                     r"(?P<kind>query|key|value|attention_output|intermediate|output)$")
 # Dense layers that magnitude pruning leaves dense: the task heads are tiny and sensitive.
 UNPRUNED_DENSE = ("classifier", "qa_outputs")
 
@@ -84,10 +87,12 @@ def _instrumented(model, config: BertConfig):
 
 
 def _importances(model, config: BertConfig, batches: Iterable[Batch]) -> tuple[np.ndarray, np.ndarray]:
-    """(head importance [L, N], FFN importance [L, I]) in one pass over ``batches``."""
+    """(head importance [L, N], FFN importance [L * F, I]: F FFNs per block, ``encoder``'s
+    ``ffn_mask`` rows) in one pass over ``batches``."""
     tf, _ = tf_modules()
     scored = _instrumented(model, config)
     layers, heads, neurons = config.num_layers, config.num_heads, config.intermediate_size
+    ffns = layers * config.ffns_per_block
 
     task = tasks.for_config(config)
 
@@ -102,13 +107,13 @@ def _importances(model, config: BertConfig, batches: Iterable[Batch]) -> tuple[n
         return 0.5 * tf.reduce_sum(tf.square(outputs["pooled"]))
 
     head_total = np.zeros((layers, heads), dtype=np.float64)
-    ffn_total = np.zeros((layers, neurons), dtype=np.float64)
+    ffn_total = np.zeros((ffns, neurons), dtype=np.float64)
     count = 0
     for inputs, targets in batches:
         feed = _feed(scored, inputs)
         size = feed["input_ids"].shape[0]
         head_mask = tf.ones((size, layers, heads))
-        ffn_mask = tf.ones((size, layers, neurons))
+        ffn_mask = tf.ones((size, ffns, neurons))
         with tf.GradientTape() as tape:
             tape.watch([head_mask, ffn_mask])
             outputs = scored({**feed, "head_mask": head_mask, "ffn_mask": ffn_mask}, training=False)
@@ -129,7 +134,7 @@ def head_importance(model, config: BertConfig, batches: Iterable[Batch]) -> np.n
 
 
 def ffn_importance(model, config: BertConfig, batches: Iterable[Batch]) -> np.ndarray:
-    """[num_layers, intermediate_size] mean |Σ activation × ∂L/∂activation| per example."""
+    """[num_layers × FFNs per block, intermediate_size] mean |Σ activation × ∂L/∂activation| per example."""
     return _importances(model, config, batches)[1]
 
 
@@ -166,27 +171,26 @@ def prune_structured(pretrained: Pretrained, batches: Iterable[Batch], *, head_s
     something is removed.
     """
     config, model = pretrained.config, pretrained.model
-    if config.bottleneck is not None:
-        raise EdgekitError(f"structured pruning of a {config.model_type} model (bottlenecked blocks, stacked FFNs) "
-                           "is not supported yet; prune it with method magnitude")
     heads, neurons = config.num_heads, config.intermediate_size
     drop_heads = _count(head_sparsity, heads, "head_sparsity")
     drop_neurons = _count(ffn_sparsity, neurons, "ffn_sparsity")
     if drop_heads or drop_neurons:
         head_scores, ffn_scores = _importances(model, config, batches)
     else:
-        head_scores, ffn_scores = np.zeros((config.num_layers, heads)), np.zeros((config.num_layers, neurons))
+        head_scores = np.zeros((config.num_layers, heads))
+        ffn_scores = np.zeros((config.num_layers * config.ffns_per_block, neurons))
 
     kept_heads, kept_neurons, pruned_heads = [], [], []
     for i in range(config.num_layers):
         removed = set(_least_important(head_scores[i], drop_heads).tolist())
         kept_heads.append([h for h in range(heads) if h not in removed])
-        gone = set(_least_important(ffn_scores[i], drop_neurons).tolist())
-        kept_neurons.append(np.array([n for n in range(neurons) if n not in gone], dtype=np.int64))
         before = set(config.pruned_heads[i]) if config.pruned_heads else set()
         original = [h for h in range(config.original_num_heads) if h not in before]  # current -> original
         pruned_heads.append(tuple(sorted(before | {original[h] for h in removed})))
 
+    for scores in ffn_scores:  # every FFN (MobileBERT's stacked ones too) keeps the same count
+        gone = set(_least_important(scores, drop_neurons).tolist())
+        kept_neurons.append(np.array([n for n in range(neurons) if n not in gone], dtype=np.int64))
     new_config = config.replace(
         num_heads=heads - drop_heads, attention_head_size=config.head_size,
         pruned_heads=tuple(pruned_heads), intermediate_size=neurons - drop_neurons,
@@ -194,12 +198,13 @@ def prune_structured(pretrained: Pretrained, batches: Iterable[Batch], *, head_s
     from edgekit.models.encoder import build_encoder
 
     new_model = build_encoder(new_config, **_output_options(model))
-    size = config.head_size
+    size, per_block = config.head_size, config.ffns_per_block
     for slot in weight_slots(new_config):
         values = model.get_layer(slot.layer).get_weights()
-        kind = slot.layer.split("_", 2)[-1] if slot.layer.startswith("layer_") else ""
-        if kind in ("query", "key", "value", "attention_output", "intermediate", "output"):
-            i = int(slot.layer.split("_")[1])
+        sliced = _SLICED.match(slot.layer)
+        if sliced:
+            i, kind = int(sliced["layer"]), sliced["kind"]
+            ffn = i * per_block + (int(sliced["ffn"]) if sliced["ffn"] else per_block - 1)
             columns = np.concatenate([np.arange(h * size, (h + 1) * size) for h in kept_heads[i]])
             kernel, bias = values
             if kind in ("query", "key", "value"):  # Keras kernels are [in, out]
@@ -207,9 +212,9 @@ def prune_structured(pretrained: Pretrained, batches: Iterable[Batch], *, head_s
             elif kind == "attention_output":
                 values = [kernel[columns, :], bias]
             elif kind == "intermediate":
-                values = [kernel[:, kept_neurons[i]], bias[kept_neurons[i]]]
+                values = [kernel[:, kept_neurons[ffn]], bias[kept_neurons[ffn]]]
             else:  # output
-                values = [kernel[kept_neurons[i], :], bias]
+                values = [kernel[kept_neurons[ffn], :], bias]
         new_model.get_layer(slot.layer).set_weights(values)
     return Pretrained(config=new_config, model=new_model, tokenizer=pretrained.tokenizer, source=pretrained.source)
 

@@ -49,11 +49,6 @@ class Family:
     tokenizer: str = "WordPiece"  # the tokenizer its checkpoints ship (read through tokenizer.json)
 
     @property
-    def not_yet(self) -> tuple[str, ...]:
-        """Artifact kinds edgekit does not write for this family yet (``edgekit models`` says so)."""
-        return ("structured pruning",) if self.bottleneck else ()
-
-    @property
     def sentence_dense(self) -> bool:
         """Its sentence head always holds a dense layer on the first token (DistilBERT's
         pre_classifier, RoBERTa's and ELECTRA's classifier.dense): edgekit's pooler."""
@@ -131,13 +126,12 @@ def names() -> tuple[str, ...]:
 
 
 def describe() -> list[str]:
-    """One line per family for ``edgekit models``: classes, tokenizer, what is not written yet."""
+    """One line per family for ``edgekit models`` (classes, tokenizer), then the families not converted yet."""
     lines = []
     for name in names():
         f = _FAMILIES[name]
-        gaps = f"; not yet: {', '.join(f.not_yet)}" if f.not_yet else ""
         lines.append(f"{name:<12} {f.class_prefix}Model, {f.class_prefix}For{{Sequence,Token}}Classification, "
-                     f"{f.class_prefix}ForQuestionAnswering; {f.tokenizer}{gaps}")
+                     f"{f.class_prefix}ForQuestionAnswering; {f.tokenizer}")
     lines.append(f"{', '.join(NOT_YET)}: not converted yet (refused in one line)")
     return lines
 
