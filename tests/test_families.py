@@ -292,3 +292,31 @@ def test_a_recipe_asking_full_int8_of_any_family_passes_the_recipe_check(tmp_pat
         "{format: tflite, precision: int8-dynamic}", "{format: tflite, precision: int8-full}")
     (tmp_path / "r.yaml").write_text(text)
     assert load_recipe(tmp_path / "r.yaml").export.targets[1].precision is Precision.INT8_FULL
+
+
+def test_a_pruned_albert_whose_blocks_stay_shared_names_its_heads_per_group(tmp_path):
+    """Heads pruned alike in every block (the shared layer's head 1 dead everywhere, no FFN pruning)
+    leave one stored layer: transformers 4.x prunes ALBERT's stored layers, so ``pruned_heads`` is
+    keyed by group ({"0": [1]}; block keys 1, 2 made it fail with IndexError), and reads back per block."""
+    from edgekit.models import load_pretrained
+    from edgekit.train import prune as P
+
+    pre = load_pretrained(FAMILIES / "albert")
+    size = pre.config.head_size
+    for i in range(pre.config.num_layers):
+        dense = pre.model.get_layer(f"layer_{i}_attention_output")
+        kernel, bias = dense.get_weights()
+        kernel[size:2 * size] = 0
+        dense.set_weights([kernel, bias])
+    ids = np.random.default_rng(0).integers(5, 200, size=(4, 12)).astype(np.int32)
+    batches = [({"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)},
+                np.array([0, 1, 2, 0], np.int32))]
+    small = P.prune_structured(pre, batches, head_sparsity=0.25, ffn_sparsity=0.0)
+    assert small.config.pruned_heads == ((1,), (1,), (1,))
+    folder = small.save(tmp_path / "pruned")
+    hf = json.loads((folder / "config.json").read_text())
+    assert (hf["num_hidden_groups"], hf["pruned_heads"]) == (1, {"0": [1]})
+    again = load_pretrained(folder)
+    assert again.config.pruned_heads == small.config.pruned_heads
+    ref = _reference(FAMILIES / "albert")
+    np.testing.assert_array_equal(_outputs(again, ref)["logits"].numpy(), _outputs(small, ref)["logits"].numpy())

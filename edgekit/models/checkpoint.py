@@ -161,7 +161,10 @@ def read_config(folder: Path, weights: dict[str, np.ndarray], pooling: str | Non
         raise ModelLoadError(f"{folder}: no {CONFIG_FILE}")
     hf = read_json_object(path)
     architectures = [a for a in hf.get("architectures") or [] if isinstance(a, str)]
-    task = _task(path, folder_family(folder), architectures, weights)
+    family = folder_family(folder)
+    task = _task(path, family, architectures, weights)
+    if family.shared_layers:
+        hf = sharing.pruned_heads_by_block(hf)
     head = weights.get("classifier.weight") if task.head_layer == "classifier" else None
     try:
         config = BertConfig.from_hf(hf, num_labels=0 if head is None else int(head.shape[0]), task=task.name)
@@ -275,6 +278,8 @@ def write_tensors(folder: Path, config: BertConfig, tensors: dict[str, np.ndarra
     if families.get(config.model_type).shared_layers:
         groups, tensors = sharing.share(tensors, config.num_layers)
         hf.update(num_hidden_groups=groups, inner_group_num=1)
+        if "pruned_heads" in hf:  # transformers 4.x prunes the stored layers
+            hf["pruned_heads"] = sharing.pruned_heads_by_group(hf["pruned_heads"], groups, config.num_layers)
     tensors = hf_tensors(config, tensors)
     (folder / CONFIG_FILE).write_text(json.dumps(hf, indent=2) + "\n", encoding="utf-8")
     # transformers refuses safetensors files without a "format" entry in their metadata.

@@ -61,3 +61,20 @@ def share(tensors: dict[str, np.ndarray], layers: int) -> tuple[int, dict[str, n
     for g in range(groups):
         out.update({f"{LAYER}{g}.{rest}": v for rest, v in first(g, groups).items()})
     return groups, out
+
+
+def pruned_heads_by_group(pruned: Mapping[str, Any], groups: int, layers: int) -> dict[str, Any]:
+    """transformers 4.x prunes ALBERT heads per stored layer (``pruned_heads`` keyed by group):
+    block-keyed heads -> the heads of each group's first block."""
+    return {str(g): pruned[str(g * layers // groups)] for g in range(groups) if str(g * layers // groups) in pruned}
+
+
+def pruned_heads_by_block(hf: dict[str, Any]) -> dict[str, Any]:
+    """config.json with group-keyed ``pruned_heads`` (fewer groups than layers) keyed by block."""
+    pruned, layers, groups = hf.get("pruned_heads"), hf.get("num_hidden_layers"), hf.get("num_hidden_groups", 1)
+    if not pruned or not isinstance(pruned, dict) or not all(isinstance(v, int) for v in (layers, groups)) \
+            or not 0 < groups < layers:
+        return hf
+    by_block = {str(i): pruned[str(_group(i, groups, layers))] for i in range(layers)
+                if str(_group(i, groups, layers)) in pruned}
+    return {**hf, "pruned_heads": by_block}
