@@ -132,7 +132,7 @@ def test_labels_and_model_type_are_checked_against_the_model(folder):
     config = folder / "model" / "config.json"
     config.write_text(config.read_text().replace('"model_type": "bert"', '"model_type": "gpt2"'))
     assert _refusal(folder, "") == (f"model.source: {config}: model_type 'gpt2' is not supported "
-                                    "(expected one of bert, distilbert, roberta, xlm-roberta, electra, albert)")
+                                    "(expected one of bert, distilbert, roberta, xlm-roberta, electra, albert, mobilebert)")
 
 
 def test_without_data_labels_the_models_head_names_them(folder):
