@@ -40,6 +40,8 @@ def _dense_norm(b, x: str, hf: str, name: str, shape: list, residual: str | None
 
 def embeddings(b, config: BertConfig) -> str:
     """[B, S] ids (+ token types) -> x [B, S, H]."""
+    from onnx import TensorProto, helper
+
     h, e = config.hidden_size, config.bottleneck.embedding_size
     axis1 = b.const("axis_1", np.array([1], np.int64))
     zero, one = b.const("zero_1d", np.array([0], np.int64)), b.const("one_1d", np.array([1], np.int64))
@@ -58,8 +60,6 @@ def embeddings(b, config: BertConfig) -> str:
     hf = "embeddings.embedding_transformation"
     x = b.op("Add", [b.dense(x, hf, "embedding_transformation", [B, S, h]), b.weight(f"{hf}.bias")],
              "embedding_transformation_bias", [B, S, h])
-    from onnx import TensorProto, helper
-
     shape = b.op("Shape", ["input_ids"], "input_shape", [2])
     b.value_info[-1] = helper.make_tensor_value_info("input_shape", TensorProto.INT64, [2])
     length = b.op("Slice", [shape, one, b.const("two_1d", np.array([2], np.int64))], "sequence_length", [1])

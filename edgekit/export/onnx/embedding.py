@@ -60,12 +60,7 @@ def quantize_word_embeddings(model) -> dict:
     q, scale = quantize_rows(table)
     graph.initializer.remove(init)
     q_name, s_name = f"{name}.int8", f"{name}.row_scale"
-    facts = {"table": name, "shape": list(table.shape), "dtype": "int8",
-             "scale": "per row, fp32, symmetric (max |row| / 127)",
-             "table_bytes_before": int(table.nbytes), "table_bytes_after": int(q.nbytes + scale.nbytes),
-             "element_error_bound": float(scale.max() / 2)}
     graph.initializer.extend([numpy_helper.from_array(q, q_name), numpy_helper.from_array(scale, s_name)])
-    ids = embed.input[1 if not fused else 0]
     b, s, h = BATCH, SEQUENCE, table.shape[1]
     nodes, info = [], []
 
@@ -74,20 +69,33 @@ def quantize_word_embeddings(model) -> dict:
         info.append(helper.make_tensor_value_info(out, dtype, shape))
         return out
 
-    if not fused:  # Gather(table, ids) -> Gather(q, ids) * Gather(scale, ids), under the same output name
+    if fused:
+        _fused_lookup(graph, embed, op, q_name, s_name, h)
+    else:  # Gather(table, ids) -> Gather(q, ids) * Gather(scale, ids), under the same output name
         out = embed.output[0]
         embed.input[0], embed.output[0] = q_name, "word_rows_int8"
         info.append(helper.make_tensor_value_info("word_rows_int8", TensorProto.INT8, [b, s, h]))
         rows = op("Cast", ["word_rows_int8"], "word_rows_float", TensorProto.FLOAT, [b, s, h], to=TensorProto.FLOAT)
-        row_scale = op("Gather", [s_name, ids], "word_rows_scale", TensorProto.FLOAT, [b, s, 1], axis=0)
+        row_scale = op("Gather", [s_name, embed.input[1]], "word_rows_scale", TensorProto.FLOAT, [b, s, 1], axis=0)
         nodes.append(helper.make_node("Mul", [rows, row_scale], [out], name=ROWS))
-        at = list(graph.node).index(embed) + 1
-        for i, node in enumerate(nodes):
-            graph.node.insert(at + i, node)
-        graph.value_info.extend(info)
-        return facts
+    at = list(graph.node).index(embed) + (0 if fused else 1)  # before the fused op, after the Gather
+    for i, node in enumerate(nodes):
+        graph.node.insert(at + i, node)
+    graph.value_info.extend(info)
+    return {"table": name, "shape": list(table.shape), "dtype": "int8",
+            "scale": "per row, fp32, symmetric (max |row| / 127)",
+            "table_bytes_before": int(table.nbytes), "table_bytes_after": int(q.nbytes + scale.nbytes),
+            "element_error_bound": float(scale.max() / 2)}
+
+
+def _fused_lookup(graph, embed, op, q_name: str, s_name: str, h: int) -> None:
+    """The nodes (through ``op``) that feed ``embed`` (EmbedLayerNormalization) its dequantized rows
+    as a [B*S, H] table and flat ids b * S + j (see the module docstring)."""
+    from onnx import TensorProto, numpy_helper
+
+    b, s, ids = BATCH, SEQUENCE, embed.input[0]
     graph.initializer.extend([
-        numpy_helper.from_array(np.array([-1, table.shape[1]], np.int64), "word_rows.flat_shape"),
+        numpy_helper.from_array(np.array([-1, h], np.int64), "word_rows.flat_shape"),
         numpy_helper.from_array(np.array(0, np.int32), "word_rows.axis_0"),
         numpy_helper.from_array(np.array(1, np.int32), "word_rows.axis_1"),
         numpy_helper.from_array(np.array([1], np.int64), "word_rows.axes_1"),
@@ -104,8 +112,3 @@ def quantize_word_embeddings(model) -> dict:
     offset = op("CumSum", [length, "word_rows.axis_0"], "row_offset", TensorProto.INT32, [b, 1], exclusive=1)
     flat_ids = op("Add", [column, offset], "word_row_ids", TensorProto.INT32, [b, s])
     embed.input[0], embed.input[WORD_TABLE_INPUT] = flat_ids, flat
-    at = list(graph.node).index(embed)
-    for i, node in enumerate(nodes):
-        graph.node.insert(at + i, node)
-    graph.value_info.extend(info)
-    return facts

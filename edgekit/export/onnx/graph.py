@@ -23,8 +23,8 @@ followed by ``MultiHeadAttention`` instead, so that static (QDQ) quantization, w
 quantize the packed ``Attention`` op, can make that projection int8 too; ``"separate"`` writes
 it as three [H, A] MatMuls, each with int8 ranges (and NNCF smoothing) of its own.
 
-The graph has no shape ops (MobileBERT's one, the position rows' length, reads the input):
-inputs are [batch, sequence] with symbolic dims, and ``pin_input_shapes`` fixes them for static
+The graph has no shape ops but MobileBERT's one (the position rows' length, read from the
+input): inputs are [batch, sequence] with symbolic dims, and ``pin_input_shapes`` fixes them for static
 artifacts. The attention-mask input is passed to
 the attention ops as a raw 0/1 mask (any padding layout) with ``mask_filter_value`` as the
 additive bias of masked keys, the same arithmetic as the Keras ``AttentionMaskBias``.
