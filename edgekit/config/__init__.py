@@ -13,6 +13,7 @@ from edgekit.config.enums import (
     Distribute,
     Format,
     Gate,
+    LoraTarget,
     Pooling,
     Precision,
     PruneMethod,
@@ -29,6 +30,7 @@ from edgekit.config.recipe import (
     ExportSection,
     ExportTarget,
     FinetuneSection,
+    LoraSection,
     ModelSection,
     PruneSection,
     QuantizeSection,
@@ -117,7 +119,7 @@ def load_recipe(path: str | Path, device: str | None = None) -> Recipe:
 __all__ = [
     "Accepts", "Calibration", "ConfigError", "DataFormat", "DataSection",
     "DeviceProfile", "Distribute", "DistillSection", "EvaluationSection", "ExportSection", "ExportTarget",
-    "FieldError", "FinetuneSection", "Format", "Gate", "ModelSection", "Pooling", "Power", "Precision",
-    "PruneMethod", "PruneSection", "QuantizeSection", "Recipe", "RecoveryDistill", "RecoveryTeacher", "Runtime",
+    "FieldError", "FinetuneSection", "Format", "Gate", "LoraSection", "LoraTarget", "ModelSection", "Pooling",
+    "Power", "Precision", "PruneMethod", "PruneSection", "QuantizeSection", "Recipe", "RecoveryDistill", "RecoveryTeacher", "Runtime",
     "ShapeMode", "StudentSection", "Task", "TrainSchedule", "list_devices", "load_device", "load_recipe", "read_yaml",
 ]

@@ -71,6 +71,17 @@ class RecoveryTeacher(str, enum.Enum):
     TEACHER = "teacher"  # the distill stage's teacher, at the student's layers_from_teacher
 
 
+class LoraTarget(str, enum.Enum):
+    """The dense layers of every block a LoRA adapter may sit on (``finetune.lora.targets``)."""
+
+    QUERY = "query"
+    KEY = "key"
+    VALUE = "value"
+    ATTENTION_OUTPUT = "attention-output"
+    FFN_IN = "ffn-in"  # the intermediate dense (every stacked FFN of a MobileBERT block)
+    FFN_OUT = "ffn-out"
+
+
 class Calibration(str, enum.Enum):
     """How activation ranges are chosen for static int8 (issue 4 notes: min/max breaks BERT)."""
 

@@ -25,6 +25,8 @@ STAGE_FILE = "stage.json"
 RECORD_DIGEST = "sha256"  # the key of stage.json that holds the folder's digest (``_stage_digest``)
 # Bump when a change to the training code makes old cached outputs wrong.
 CACHE_VERSION = 1
+# Settings added after caches were made: left out of a key while unset, so those caches stay valid.
+_ADDED_LATER = ("lora",)
 
 
 def default_root() -> Path:
@@ -53,9 +55,15 @@ def check_root(root: Path) -> None:
 
 def digest(*parts) -> str:
     """A short stable hash of parts: JSON values, dataclasses (as dicts) and paths."""
-    parts = [dataclasses.asdict(p) if dataclasses.is_dataclass(p) else p for p in parts]
+    parts = [_unset_dropped(dataclasses.asdict(p)) if dataclasses.is_dataclass(p) else p for p in parts]
     text = json.dumps([CACHE_VERSION, *parts], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _unset_dropped(value):
+    if isinstance(value, dict):
+        return {k: _unset_dropped(v) for k, v in value.items() if not (k in _ADDED_LATER and v is None)}
+    return value
 
 
 def folder_digest(folder: Path) -> str:
@@ -65,10 +73,11 @@ def folder_digest(folder: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _feed(h, paths, separator: bytes = b"") -> None:
-    """Stream each file's name (then ``separator``) and bytes, 1 MiB at a time, into the hash ``h``."""
+def _feed(h, paths, separator: bytes = b"", root: Path | None = None) -> None:
+    """Stream each file's name (its path under ``root`` if given, then ``separator``) and bytes,
+    1 MiB at a time, into the hash ``h``."""
     for path in paths:
-        h.update(path.name.encode() + separator)
+        h.update((path.relative_to(root).as_posix() if root else path.name).encode() + separator)
         with path.open("rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
@@ -98,14 +107,17 @@ class StageSlot:
             return None
         return record
 
-    def publish(self, pretrained, record: dict) -> Path:
-        """Write the checkpoint and ``stage.json`` atomically (replacing a folder of this stage that
-        ``finished`` did not accept), then drop the work folder."""
+    def publish(self, pretrained, record: dict, extra: Path | None = None) -> Path:
+        """Write the checkpoint, a copy of the ``extra`` folder (a LoRA stage's adapter, under its
+        own name) and ``stage.json`` atomically (replacing a folder of this stage that ``finished``
+        did not accept), then drop the work folder."""
         from edgekit.models.checkpoint import write_checkpoint
 
         with atomic_dir(self.folder, replaces=lambda path: True, own="a cached stage") as tmp:
             write_checkpoint(tmp, pretrained.model, pretrained.config)
             pretrained.tokenizer.save(tmp)
+            if extra is not None:
+                shutil.copytree(extra, tmp / extra.name)
             record = json.loads(json.dumps(record, default=str))  # as read back: lists, strings
             record[RECORD_DIGEST] = _stage_digest(tmp, record)
             (tmp / STAGE_FILE).write_text(json.dumps(record, indent=2) + "\n")
@@ -126,7 +138,8 @@ def _stage_digest(folder: Path, record: dict) -> str:
     """sha256 of a stage's record (without this digest) and of every other file in its folder."""
     h = hashlib.sha256(json.dumps({k: v for k, v in record.items() if k != RECORD_DIGEST}, sort_keys=True).encode())
     try:
-        _feed(h, sorted(p for p in folder.iterdir() if p.name != STAGE_FILE), b"\0")
+        files = sorted(p for p in folder.rglob("*") if p != folder / STAGE_FILE and not p.is_dir())
+        _feed(h, files, b"\0", folder)
     except OSError:  # a file it cannot read, a folder put there: not as published
         return ""
     return h.hexdigest()

@@ -129,7 +129,7 @@ def run_training(recipe: Recipe, *, cache_root: Path | None = None, show_progres
             began = time.perf_counter()
             record = runner(run, folder, slot)
             record["seconds"] = round(time.perf_counter() - began, 1)
-            slot.publish(record.pop("_pretrained"), record)
+            slot.publish(record.pop("_pretrained"), record, record.pop("_adapter"))
             reused = False
         else:
             reused = True

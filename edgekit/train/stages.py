@@ -15,6 +15,8 @@ from edgekit.errors import ConfigError
 from edgekit.models.pretrained import load_pretrained
 from edgekit.train.cache import StageSlot, read_record
 
+ADAPTER_DIR = "adapter"  # a LoRA stage's adapter in peft's layout, inside the stage's folder
+
 
 def _previous_metrics(folder: Path) -> dict:
     metrics = (read_record(folder) or {}).get("metrics")
@@ -26,6 +28,33 @@ def _fit_record(fit) -> dict:
             "history": fit.history}
 
 
+def _with_adapters(run, model, schedule, key: str):
+    """(the model to train, its ``lora.Adapted`` or None): adapters when ``schedule.lora`` asks
+    for them. Call inside the strategy's scope; ``key`` names the recipe section in errors."""
+    if schedule.lora is None:
+        return model, None
+    from edgekit.train.lora import add_adapters
+
+    adapted = add_adapters(model, schedule.lora, seed=run.recipe.seed, key=key)
+    return adapted.pretrained, adapted
+
+
+def _merged(adapted, trained, slot: StageSlot, base: Path | None) -> tuple:
+    """(the model to publish, the record's entries, the folder to publish beside it). With LoRA:
+    the merged model and ``adapter/`` in peft's layout, whose base is ``base`` (the checkpoint the
+    stage read) or, when no checkpoint holds the starting weights (a new student, a pruned
+    model), ``adapter/base/`` written from them."""
+    if adapted is None:
+        return trained, {}, None
+    folder = slot.work / ADAPTER_DIR
+    if base is None:
+        adapted.base.save(folder / "base")  # before merging: the frozen starting weights
+        base = slot.folder / ADAPTER_DIR / "base"
+    adapted.save_adapter(folder, str(base))
+    entry = {**adapted.counts(), "adapter": ADAPTER_DIR}
+    return adapted.merge(), {"lora": entry}, folder
+
+
 def finetune(run, source: Path, slot: StageSlot) -> dict:
     from edgekit.train.finetune import finetune as train
     from edgekit.train.heads import load_task_model
@@ -35,10 +64,12 @@ def finetune(run, source: Path, slot: StageSlot) -> dict:
         raise ConfigError(f"finetune: task {run.task.name!r} has no head to train (expected a labelled task)")
     with run.strategy.scope():
         model = load_task_model(source, run.task.task, run.labels, pooling=recipe.model.pooling, seed=recipe.seed)
-    fit = train(model, run.features(run.splits["train"], model), recipe.finetune, seed=recipe.seed,
+        trained, adapted = _with_adapters(run, model, recipe.finetune, "finetune.lora")
+    fit = train(trained, run.features(run.splits["train"], model), recipe.finetune, seed=recipe.seed,
                 strategy=run.strategy, work_dir=slot.work, show_progress=run.show_progress)
-    return {"stage": "finetune", "settings": dataclasses.asdict(recipe.finetune), **_fit_record(fit),
-            "metrics": run.evaluate(model), "_pretrained": model}
+    model, lora, adapter = _merged(adapted, trained, slot, source)
+    return {"stage": "finetune", "settings": dataclasses.asdict(recipe.finetune), **_fit_record(fit), **lora,
+            "metrics": run.evaluate(model), "_pretrained": model, "_adapter": adapter}
 
 
 def distill(run, source: Path, slot: StageSlot) -> dict:
@@ -60,14 +91,15 @@ def distill(run, source: Path, slot: StageSlot) -> dict:
     cache = TeacherCache.in_folder(slot.work, teacher, data, layers if section.hidden_loss_weight else None)
     reference = run.outputs(teacher)
     with run.strategy.scope():
-        student = build_student(teacher, section)
+        student, adapted = _with_adapters(run, build_student(teacher, section), section, "distill.lora")
         attention_teacher = teacher.model if section.attention_loss_weight else None
     fit = train(teacher, student, data, cache, section, seed=recipe.seed, strategy=run.strategy,
                 work_dir=slot.work, show_progress=run.show_progress, teacher_attention_model=attention_teacher)
+    student, lora, adapter = _merged(adapted, student, slot, None)
     metrics = run.evaluate(student, reference)
     teacher_metrics = _previous_metrics(source) or run.evaluate(teacher)
-    return {"stage": "distill", "settings": dataclasses.asdict(section), **_fit_record(fit),
-            "metrics": metrics, "teacher_metrics": teacher_metrics, "_pretrained": student}
+    return {"stage": "distill", "settings": dataclasses.asdict(section), **_fit_record(fit), **lora,
+            "metrics": metrics, "teacher_metrics": teacher_metrics, "_pretrained": student, "_adapter": adapter}
 
 
 def prune(run, source: Path, slot: StageSlot) -> dict:
@@ -83,19 +115,23 @@ def prune(run, source: Path, slot: StageSlot) -> dict:
     before = int(model.model.count_params())
     data = run.features(run.splits["train"], model)
     sample = [(b.inputs, b.targets) for b in (data.batch(r) for r in data.epoch_order(32, recipe.seed, 0)[:32])]
+    adapter = None
     if section.method is PruneMethod.STRUCTURED:
         unpruned = model
         with run.strategy.scope():
             model = pruning.prune_structured(model, sample, head_sparsity=section.head_sparsity,
                                              ffn_sparsity=section.ffn_sparsity)
         before_recovery = run.evaluate(model, reference)
+        with run.strategy.scope():
+            trained, adapted = _with_adapters(run, model, section.recovery, "prune.recovery.lora")
         if transfer is None:
-            fit = train(model, run.features(run.splits["train"], model), section.recovery, seed=recipe.seed,
+            fit = train(trained, run.features(run.splits["train"], model), section.recovery, seed=recipe.seed,
                         strategy=run.strategy, work_dir=slot.work, show_progress=run.show_progress,
                         description="prune recovery")
         else:
-            fit = _distill_recovery(run, unpruned, model, data, section, slot)
-        extra = {**_fit_record(fit), "before_recovery": before_recovery}
+            fit = _distill_recovery(run, unpruned, trained, data, section, slot)
+        model, lora, adapter = _merged(adapted, trained, slot, None)
+        extra = {**_fit_record(fit), **lora, "before_recovery": before_recovery}
     else:
         steps = max(1, int(section.recovery.epochs * data.num_batches(section.recovery.batch_size)))
         batches = [(b.inputs, b.targets) for b in (data.batch(r) for e in range(int(section.recovery.epochs) + 1)
@@ -108,7 +144,7 @@ def prune(run, source: Path, slot: StageSlot) -> dict:
         extra = {"steps": steps}
     metrics = run.evaluate(model, reference)
     return {"stage": "prune", "settings": dataclasses.asdict(section), **extra, "params_before": before,
-            "metrics": metrics, "_pretrained": model}
+            "metrics": metrics, "_pretrained": model, "_adapter": adapter}
 
 
 def _distill_recovery(run, unpruned, pruned, data, section, slot: StageSlot):
@@ -125,7 +161,8 @@ def _distill_recovery(run, unpruned, pruned, data, section, slot: StageSlot):
         teacher = load_pretrained(teacher_folder, output_hidden_states=bool(transfer.hidden_loss_weight))
         layers = run.recipe.distill.student.layers_from_teacher
     settings = {k: v for k, v in dataclasses.asdict(transfer).items() if k != "teacher"}
-    schedule = DistillSection(**dataclasses.asdict(section.recovery), **settings,
+    recovery = {f.name: getattr(section.recovery, f.name) for f in dataclasses.fields(section.recovery)}
+    schedule = DistillSection(**recovery, **settings,
                               student=StudentSection(layers_from_teacher=layers))
     cache = TeacherCache.in_folder(slot.work, teacher, data, layers if transfer.hidden_loss_weight else None)
     return distill(teacher, pruned, data, cache, schedule, seed=run.recipe.seed, strategy=run.strategy,
