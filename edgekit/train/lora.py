@@ -129,7 +129,8 @@ class Adapted:
 
 def target_layers(config, targets) -> list[str]:
     """The Keras layers of ``build_encoder(config)`` that ``targets`` name, in graph order."""
-    pattern = re.compile(r"layer_\d+_(?:%s)" % "|".join(_TARGETS[LoraTarget(t)] for t in targets))
+    names = "|".join(_TARGETS[LoraTarget(t)] for t in targets)
+    pattern = re.compile(rf"layer_\d+_(?:{names})")
     return [s.layer for s in weight_slots(config) if pattern.fullmatch(s.layer)]
 
 
