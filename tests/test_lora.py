@@ -227,3 +227,71 @@ def test_lora_trains_on_the_mirrored_strategy(toy, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     words = out.stdout.split()
     assert float(words[1]) >= 0.95 and 0 < float(words[3]) < 0.2, out.stdout
+
+
+@pytest.mark.parametrize("fixture", ["bert-qa", "distilbert-token", "roberta", "xlm-roberta", "electra",
+                                     "albert-token", "mobilebert", "mobilebert-qa"])
+def test_every_family_and_head_adapts_every_target_and_merges_exactly(fixture, tmp_path):
+    from edgekit import tasks
+    from edgekit.config import LoraSection, LoraTarget
+    from edgekit.models import load_pretrained
+    from edgekit.models.peft_layout import read_adapter
+    from edgekit.train.lora import add_adapters, load_adapter
+
+    base = load_pretrained(FIXTURES / "families" / fixture)
+    adapted = add_adapters(base, LoraSection(rank=2, dropout=0.0, targets=tuple(LoraTarget)), seed=0)
+    rng = np.random.default_rng(2)
+    for lowrank in adapted.adapters.values():
+        lowrank.b.assign(rng.normal(0, 0.05, lowrank.b.shape).astype(np.float32))
+    per_block = 6 + 2 * (base.config.ffns_per_block - 1)  # q, k, v, attention output, FFN in / out (each FFN)
+    assert len(adapted.layers) == per_block * base.config.num_layers
+    x = _inputs(base, dict(np.load(FIXTURES / "families" / fixture / "reference.npz")))
+    names = [o.name for o in tasks.for_config(base.config).outputs(base.config)]
+    expected = {n: adapted.model(x)[n].numpy() for n in names}
+    adapter = read_adapter(adapted.save_adapter(tmp_path / "adapter", None))
+    assert adapter.task == base.config.task and set(adapter.lora) == set(adapted.adapters)
+    assert max(np.abs(expected[n] - base.model(x)[n].numpy()).max() for n in names) > 1e-3  # the adapters matter
+    merged = adapted.merge()
+    fresh = load_adapter(load_pretrained(FIXTURES / "families" / fixture), tmp_path / "adapter")
+    for name in names:  # MobileBERT's un-normalised stream reaches |logits| ~ 1e3: float error grows with it
+        atol = 1e-5 * max(1.0, np.abs(expected[name]).max())
+        np.testing.assert_allclose(merged.model(x)[name].numpy(), expected[name], atol=atol, err_msg=name)
+        np.testing.assert_allclose(fresh.model(x)[name].numpy(), expected[name], atol=atol, err_msg=name)
+
+
+def test_a_killed_lora_run_resumes_and_ends_identical(toy, tmp_path):
+    import tensorflow as tf
+
+    from test_train import _classifier, _features, _splits
+
+    from edgekit.config import FinetuneSection, LoraSection
+    from edgekit.train.finetune import task_loss
+    from edgekit.train.lora import add_adapters
+    from edgekit.train.loop import fit
+
+    schedule = FinetuneSection(epochs=2, batch_size=32, learning_rate=1e-2, lora=LoraSection(rank=2, dropout=0.0))
+
+    def run(work_dir=None, kill_at=None):
+        adapted = add_adapters(_classifier(toy), schedule.lora, seed=0)
+        calls = []
+
+        def extras(batch):
+            calls.append(1)
+            if len(calls) == kill_at:
+                raise KeyboardInterrupt
+            return {}
+
+        result = fit(model=adapted.model, loss_fn=task_loss(adapted.model),
+                     data=_features(adapted.base, _splits(toy)["train"]), schedule=schedule, seed=5,
+                     strategy=tf.distribute.get_strategy(), description="t", extras=extras, work_dir=work_dir,
+                     save_every=4, show_progress=False)
+        return adapted, result
+
+    reference, _ = run()
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, kill_at=11)
+    resumed, result = run(tmp_path)
+    assert result.resumed_from == 8
+    for a, b in zip(reference.model.get_weights(), resumed.model.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert any(np.abs(a.b.numpy()).max() > 0 for a in resumed.adapters.values())
