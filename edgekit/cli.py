@@ -264,7 +264,8 @@ def train(recipe: str, cache_dir: str | None, quiet: bool) -> None:
     """Run RECIPE's training stages (finetune, distill, prune), reusing finished ones.
 
     A stage killed midway resumes from its last checkpoint when the command is rerun.
-    Prints each stage's checkpoint folder and its accuracy.
+    Prints each stage's checkpoint folder and its accuracy (a LoRA stage: the share of weights it
+    trained and its adapter folder, in peft's layout).
     """
     from edgekit.config import load_recipe
     from edgekit.train.pipeline import run_training
@@ -281,6 +282,10 @@ def train(recipe: str, cache_dir: str | None, quiet: bool) -> None:
         state = "reused" if r.reused else f"{r.record.get('seconds', 0):.0f} s"
         click.echo(f"{r.stage:<9} {state:>8}  {m.get('layers', '?')} layers  {m.get('params', 0):,} params  {scores}")
         click.echo(f"          {r.folder}")
+        lora = r.record.get("lora")
+        if isinstance(lora, dict):  # a LoRA stage: what it trained, and its adapter in peft's layout
+            click.echo(f"          LoRA: {lora.get('trainable_params', 0):,} weights trained "
+                       f"({lora.get('trainable_share', 0):.2%}); adapter {r.folder / str(lora.get('adapter'))}")
 
 
 def _formats(value: str | None):

@@ -295,3 +295,22 @@ def test_a_killed_lora_run_resumes_and_ends_identical(toy, tmp_path):
     for a, b in zip(reference.model.get_weights(), resumed.model.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-5)
     assert any(np.abs(a.b.numpy()).max() > 0 for a in resumed.adapters.values())
+
+
+def test_edgekit_train_says_what_a_lora_stage_trained_and_where_its_adapter_is(toy, tmp_path):
+    from click.testing import CliRunner
+
+    from edgekit.cli import main
+
+    (tmp_path / "model").symlink_to(toy / "model")
+    for name in ("train.tsv", "test.tsv"):
+        (tmp_path / name).symlink_to(toy / name)
+    recipe = write_recipe(tmp_path, "finetune: {epochs: 1, batch_size: 32, lora: {rank: 2}}\n")
+    result = CliRunner().invoke(main, ["train", str(recipe), "--cache", str(tmp_path / "cache"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    folder = Path(lines[1].strip())
+    # 2 blocks x (query, value) x rank 2 x (32 in + 32 out) + pooler 32 x 32 + 32 + classifier 2 x 32 + 2,
+    # of 22,594 weights
+    assert lines[2].strip() == f"LoRA: 1,634 weights trained (7.23%); adapter {folder / 'adapter'}", lines
+    assert (folder / "adapter" / "adapter_model.safetensors").is_file()
