@@ -44,8 +44,8 @@ def one(name: str, steps: int, threads: int) -> dict:
     from edgekit.train.batching import TokenizedDataset
     from edgekit.train.finetune import task_loss
     from edgekit.train.heads import load_task_model
-    from edgekit.train.lora import add_adapters
     from edgekit.train.loop import fit
+    from edgekit.train.lora import add_adapters
 
     settings = dict(VARIANTS[name])
     lora = settings.pop("lora", None)

@@ -20,11 +20,12 @@ inputs (a head-pruned stage needs transformers 4: its base keeps ``pruned_heads`
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed.tensor  # noqa: F401  peft 0.21 reads it; transformers 4 does not import it
+import torch.distributed.tensor  # peft 0.21 reads it; transformers 4 does not import it
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from transformers import AutoModelForSequenceClassification
 
@@ -68,6 +69,10 @@ def make(family: str) -> None:
     inputs = _inputs(reference, model)
     logits = _logits(peft_model, inputs)
     peft_model.save_pretrained(out)
+    (out / "README.md").unlink()  # peft's model card
+    saved = json.loads((out / "adapter_config.json").read_text())
+    saved["base_model_name_or_path"] = str(base.relative_to(FIXTURES.parents[1]))  # not this machine's path
+    (out / "adapter_config.json").write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
     merged = _logits(peft_model.merge_and_unload(), inputs)
     base_logits = _logits(AutoModelForSequenceClassification.from_pretrained(base, attn_implementation="eager")
                           .eval(), inputs)
@@ -78,8 +83,6 @@ def make(family: str) -> None:
 
 
 def check(stage: Path) -> None:
-    import json
-
     merged = AutoModelForSequenceClassification.from_pretrained(stage, attn_implementation="eager").eval()
     base_path = json.loads((stage / "adapter" / "adapter_config.json").read_text())["base_model_name_or_path"]
     base = AutoModelForSequenceClassification.from_pretrained(
