@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from toy_data import export_folder, write_recipe, write_toy_task
+from toy_data import export_folder, killed_at, write_recipe, write_toy_task
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # the fixture's peft target_modules as edgekit's targets
@@ -273,14 +273,7 @@ def test_a_killed_lora_run_resumes_and_ends_identical(toy, tmp_path):
 
     def run(work_dir=None, kill_at=None):
         adapted = add_adapters(_classifier(toy), schedule.lora, seed=0)
-        calls = []
-
-        def extras(batch):
-            calls.append(1)
-            if len(calls) == kill_at:
-                raise KeyboardInterrupt
-            return {}
-
+        extras, _ = killed_at(kill_at)
         result = fit(model=adapted.model, loss_fn=task_loss(adapted.model),
                      data=_features(adapted.base, _splits(toy)["train"]), schedule=schedule, seed=5,
                      strategy=tf.distribute.get_strategy(), description="t", extras=extras, work_dir=work_dir,

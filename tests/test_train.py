@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from toy_data import write_recipe, write_toy_task
+from toy_data import killed_at, write_recipe, write_toy_task
 from edgekit.config import DistillSection, FinetuneSection, StudentSection, load_recipe
 
 
@@ -85,14 +85,7 @@ def test_a_killed_run_resumes_at_its_last_checkpoint_and_ends_identical(toy, tmp
     def run(work_dir=None, kill_at=None):
         model = _classifier(toy)
         data = TokenizedDataset.from_texts(splits["train"], model.tokenizer, 16, tuple(model.model.input_names))
-        calls = []
-
-        def extras(batch):
-            calls.append(1)
-            if len(calls) == kill_at:
-                raise KeyboardInterrupt
-            return {}
-
+        extras, calls = killed_at(kill_at)
         result = fit(model=model.model, loss_fn=task_loss(model.model), data=data, schedule=schedule,
                      seed=5, strategy=strategy, description="t", extras=extras, work_dir=work_dir, save_every=4,
                      show_progress=False)

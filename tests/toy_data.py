@@ -72,3 +72,17 @@ def toy_export(tmp_path_factory, body: str) -> tuple[Path, Path]:
     """(folder, export): a 16/12-row toy task with a recipe of ``body`` and its real export in ``out``."""
     toy = write_toy_task(tmp_path_factory.mktemp("toy"), train=16, test=12)
     return toy, export_folder(write_recipe(toy, body), toy / "model", toy / "out")
+
+
+def killed_at(call: int | None):
+    """(extras, calls): a training loop ``extras`` that counts its calls (one per step, in
+    ``calls``) and raises KeyboardInterrupt on call number ``call`` — a run killed mid-stage."""
+    calls = []
+
+    def extras(batch):
+        calls.append(1)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        return {}
+
+    return extras, calls
