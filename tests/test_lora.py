@@ -307,3 +307,19 @@ def test_edgekit_train_says_what_a_lora_stage_trained_and_where_its_adapter_is(t
     # of 22,594 weights
     assert lines[2].strip() == f"LoRA: 1,634 weights trained (7.23%); adapter {folder / 'adapter'}", lines
     assert (folder / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_a_stage_whose_adapter_was_edited_is_not_reused(tmp_path):
+    from edgekit.models import load_pretrained
+    from edgekit.train.cache import StageSlot
+
+    extra = tmp_path / "work" / "adapter"
+    (extra / "base").mkdir(parents=True)
+    (extra / "adapter_model.safetensors").write_bytes(b"weights")
+    (extra / "base" / "config.json").write_text("{}")
+    slot = StageSlot("finetune", "0123456789abcdef", tmp_path / "cache")
+    folder = slot.publish(load_pretrained(FIXTURES / "families" / "bert"), {"stage": "finetune"}, extra)
+    assert (folder / "adapter" / "base" / "config.json").read_text() == "{}"
+    assert slot.finished() is not None
+    (folder / "adapter" / "base" / "config.json").write_text('{"edited": true}')
+    assert slot.finished() is None
