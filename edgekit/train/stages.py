@@ -8,6 +8,7 @@ run's tf.distribute scope and keep resumable state in ``slot.work``.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 from edgekit.config import PruneMethod
@@ -47,6 +48,7 @@ def _merged(adapted, trained, slot: StageSlot, base: Path | None) -> tuple:
     if adapted is None:
         return trained, {}, None
     folder = slot.work / ADAPTER_DIR
+    shutil.rmtree(folder, ignore_errors=True)  # the stage's own, from a run killed while writing it
     if base is None:
         adapted.base.save(folder / "base")  # before merging: the frozen starting weights
         base = slot.folder / ADAPTER_DIR / "base"
